@@ -1,0 +1,86 @@
+# One obvious command for each job. `make help` lists them.
+SHELL := /bin/bash
+PY312 ?= $(shell pyenv prefix 3.12 2>/dev/null)/bin/python3.12
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
+export PYTHONPATH := layers/router_core:.
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help setup run test test-fast lint typecheck validate checkov build deploy deploy-site create-key \
+        bench bench-learning bench-overhead bench-latency bench-cost clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(BIN)/python: requirements-dev.txt layers/router_core/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $(BIN)/python
+
+setup: $(BIN)/python ## create .venv with every dependency (runs automatically)
+
+run: setup ## run the whole system locally on 127.0.0.1 (API, pages, moto, simulated models, traffic)
+	$(BIN)/python -m tools.local_stack
+
+test: setup ## run every test: unit, integration (moto), e2e (local stack), browser (chromium)
+	$(BIN)/python -m pytest
+
+test-fast: setup ## unit and integration tests only
+	$(BIN)/python -m pytest -m "unit or integration"
+
+lint: setup ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup ## mypy (strict) on the domain library
+	$(BIN)/mypy
+
+$(SAM_VENV)/bin/sam:
+	$(PY312) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --upgrade pip
+	# cfn-lint is pinned: releases >= 1.54 no longer run the SAM translator and miss SAM errors.
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli==1.170.0 cfn-lint==1.53.3
+
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q checkov==3.3.30
+
+validate: $(SAM_VENV)/bin/sam ## sam validate --lint (cfn-lint 1.53.3) on template.yaml
+	$(SAM_VENV)/bin/sam validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
+
+checkov: $(CHECKOV_VENV)/bin/checkov ## checkov on template.yaml; every skipped check is justified in .checkov.yaml
+	$(CHECKOV_VENV)/bin/checkov --skip-download --config-file .checkov.yaml -f template.yaml --framework cloudformation
+
+build: $(SAM_VENV)/bin/sam ## sam build (layer built for python3.12 / arm64)
+	PATH="$(dir $(PY312)):$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
+
+deploy: build ## sam deploy --guided (needs AWS credentials)
+	$(SAM_VENV)/bin/sam deploy --guided
+
+deploy-site: setup ## upload static_site/ to the stack's bucket and invalidate CloudFront: make deploy-site STACK=name
+	$(BIN)/python -m tools.deploy_site --stack $(STACK)
+
+create-key: setup ## create a client key on a deployed stack: make create-key STACK=name NAME=alice
+	$(BIN)/python -m tools.keys create --stack $(STACK) --name $(NAME)
+
+bench: bench-learning bench-overhead bench-latency bench-cost ## every benchmark (tables printed, JSON in benchmarks/results/)
+
+bench-learning: setup ## MMLU + demo-oracle replay: APGR, CPT(50%), regret, drift recovery
+	$(BIN)/python -m benchmarks.learning
+
+bench-overhead: setup ## in-process decision time (classify + sample + pick) for 10 models
+	$(BIN)/python -m benchmarks.decision_overhead
+
+bench-latency: setup ## router-added latency through the local API vs the upstream called directly
+	$(BIN)/python -m benchmarks.local_latency
+
+bench-cost: setup ## DynamoDB round trips / capacity per request and AWS cost per 1M requests
+	$(BIN)/python -m benchmarks.aws_cost
+
+clean: ## remove virtualenvs, build output and local state
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .local

@@ -1,0 +1,134 @@
+"""Applying feedback: one function for explicit ratings and implicit signals.
+
+`apply_feedback` moves a turn's cell by α += r, β += 1 − r only if the turn exists, the caller
+owns it, its conversation passed the signal gate and it was never scored before — all checked
+by the conditions of ONE DynamoDB transaction, so a duplicate delivery, a replay or a race never
+counts twice and a crash never counts half. Explicit ratings beat implicit signals: an explicit
+rating on an implicitly scored turn replaces that reward (the cell moves by the difference).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from router_core.config import GatewayConfig
+from router_core.errors import Conflict, InvalidRequest, NotFound, RateLimited
+from router_core.store import ActivityEvent, RouterStore, TransactionConflict, Turn, TurnKey
+
+logger = logging.getLogger(__name__)
+
+Source = Literal["explicit", "implicit"]
+
+
+@dataclass(frozen=True)
+class FeedbackOutcome:
+    """What happened to one piece of feedback."""
+
+    applied: bool
+    turn_id: str
+    reward: float
+    reason: str | None = None
+    """Why it was not applied: signal_gate, duplicate, rate_limited, superseded."""
+    event: ActivityEvent | None = None
+    turn: Turn | None = None
+
+
+def apply_feedback(
+    store: RouterStore,
+    config: GatewayConfig,
+    key: TurnKey,
+    reward: float,
+    *,
+    source: Source,
+    kind: str,
+    turn: Turn | None = None,
+) -> FeedbackOutcome:
+    """Score one turn exactly once (see module doc).
+
+    Explicit feedback (`turn` None) reads the turn first and raises NotFound (404), Conflict
+    (409) or RateLimited (429). Implicit feedback passes the `turn` facts carried by its queue
+    message and never raises for a duplicate: a second delivery is reported as not applied.
+    """
+    if not 0.0 <= reward <= 1.0:
+        raise InvalidRequest("reward must be between 0 and 1", param="reward")
+    replaces: float | None = None
+    if source == "explicit":
+        turn = store.get_turn(key)
+        if turn is None:
+            raise NotFound("no such turn for this key (unknown, expired or another key's)", param="turn_id", code="turn_not_found")
+        if not turn.routed:
+            raise Conflict("this turn named a model directly, so the router did not choose it", code="not_routed")
+        if turn.scored_source == "explicit":
+            raise Conflict("this turn already has explicit feedback", code="already_scored")
+        if not turn.gate_passed:
+            store.record_pending_reward(turn.key, reward, source)
+            return FeedbackOutcome(False, turn.key.turn_id, reward, reason="signal_gate", turn=turn)
+        if turn.scored_source == "implicit":
+            replaces = turn.reward
+        key = turn.key
+    if turn is None:
+        raise ValueError("implicit feedback needs the turn facts from its signal message")
+    router = config.routers.get(turn.router)
+    if router is None or turn.model not in config.models:
+        # The router or model was removed from the config since the turn: nothing to learn.
+        return FeedbackOutcome(False, key.turn_id, reward, reason="unknown_router")
+    try:
+        event = store.apply_reward(
+            key,
+            router=turn.router,
+            request_type=turn.request_type,
+            model=turn.model,
+            reward=reward,
+            source=source,
+            kind=kind,
+            replaces=replaces,
+            rate_limit_per_minute=router.feedback_per_minute_per_key,
+            shards=router.cell_shards,
+            activity_ttl_seconds=config.activity_ttl_hours * 3600,
+        )
+    except TransactionConflict as conflict:
+        return _explain_conflict(conflict, key, reward, source)
+    logger.info(
+        "feedback applied",
+        extra={"turn_id": key.turn_id, "source": source, "kind": kind, "reward": reward, "replaced": replaces},
+    )
+    return FeedbackOutcome(True, key.turn_id, reward, event=event, turn=turn)
+
+
+def _explain_conflict(conflict: TransactionConflict, key: TurnKey, reward: float, source: Source) -> FeedbackOutcome:
+    turn_reason = conflict.reasons[0] if conflict.reasons else "Unknown"
+    rate_reason = conflict.reasons[3] if len(conflict.reasons) > 3 else "None"
+    if rate_reason == "ConditionalCheckFailed":
+        if source == "explicit":
+            raise RateLimited("too much feedback from this key; try again in a minute", code="feedback_rate_limited")
+        logger.warning("implicit signal over the key's feedback rate; dropped", extra={"turn_id": key.turn_id})
+        return FeedbackOutcome(False, key.turn_id, reward, reason="rate_limited")
+    if turn_reason == "ConditionalCheckFailed":
+        old: dict[str, Any] | None = conflict.items[0] if conflict.items else None
+        if source == "explicit":
+            if old is not None and old.get("scored_source") == "explicit":
+                raise Conflict("this turn already has explicit feedback", code="already_scored")
+            raise Conflict("the turn changed while scoring it; send the feedback again", code="concurrent_update")
+        return FeedbackOutcome(False, key.turn_id, reward, reason="duplicate")
+    raise conflict  # throttling or a transaction conflict: the caller retries (SQS) or answers 503
+
+
+def outcome_body(outcome: FeedbackOutcome) -> dict[str, Any]:
+    """The JSON answer of POST /v1/feedback."""
+    body: dict[str, Any] = {"applied": outcome.applied, "turn_id": outcome.turn_id, "reward": outcome.reward}
+    if outcome.reason:
+        body["reason"] = outcome.reason
+    if outcome.turn is not None:
+        body["cell"] = {
+            "router": outcome.turn.router,
+            "request_type": outcome.turn.request_type,
+            "model": outcome.turn.model,
+        }
+    if outcome.reason == "signal_gate" and outcome.turn is not None:
+        body["message"] = (
+            f"recorded, not applied: the conversation had {outcome.turn.conversation_messages} messages "
+            "when this turn was answered, below the router's signal gate"
+        )
+    return body

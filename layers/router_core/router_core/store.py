@@ -1,0 +1,745 @@
+"""The state store: the only module that talks to DynamoDB (and to the signal queue).
+
+One table, keys chosen so every path is a bounded number of round trips:
+
+| item            | pk                              | sk                                   |
+|-----------------|---------------------------------|--------------------------------------|
+| cell counters   | `CELLS`                         | `{router}#{type}#{model}#{shard}`    |
+| turn            | `TURN#{key hash}#{session}`     | `{turn index:06d}`                   |
+| client key      | `KEY#{sha256 of the key}`       | `KEY`                                |
+| activity event  | `ACTIVITY`                      | `{iso time}#{turn id}`               |
+| feedback rate   | `RATE#{key hash}`               | `{minute}`                           |
+
+* A chat reads the key, the previous turn and the (router, type) cells in ONE BatchGetItem
+  (their keys are all known in advance), then writes the turn (PutItem) and ADDs to the
+  answering cell (UpdateItem): three round trips.
+* Cell evidence (`a`, `b`) is stored with the time it was last decayed (`decayed_at`);
+  readers apply the decay for the time since, and a rare conditional "compaction" write folds
+  it in (it only succeeds if nobody ADDed in between, so nothing is lost).
+* Hot cells: `cell_shards` > 1 spreads a cell over several items; writers pick a shard at
+  random, readers sum them. A configuration change, not a rewrite.
+* Feedback is one TransactWriteItems: mark the turn scored (conditions make it exactly once),
+  ADD to the cell, log the activity event, count the key's feedback rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+
+CELLS_PK = "CELLS"
+ACTIVITY_PK = "ACTIVITY"
+NANO = 1_000_000_000
+"""Dollar amounts are stored as integer nano-dollars so ADD stays exact."""
+
+_deserializer = TypeDeserializer()
+
+
+def _n(value: float | int) -> dict[str, str]:
+    """A DynamoDB number attribute (repr keeps floats exact enough and never uses exponents badly)."""
+    if isinstance(value, bool):
+        raise TypeError("booleans are not numbers here")
+    if isinstance(value, int):
+        return {"N": str(value)}
+    return {"N": format(Decimal(repr(float(value))), "f")}
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in item.items():
+        val = _deserializer.deserialize(v)
+        if isinstance(val, Decimal):
+            val = int(val) if val == val.to_integral_value() else float(val)
+        out[k] = val
+    return out
+
+
+@lru_cache(maxsize=1)
+def _client() -> Any:
+    # Created lazily (after test mocks or the local stack set endpoints), cached per environment.
+    return boto3.client(
+        "dynamodb",
+        config=BotoConfig(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5),
+    )
+
+
+@lru_cache(maxsize=1)
+def _sqs() -> Any:
+    return boto3.client("sqs", config=BotoConfig(retries={"mode": "standard", "max_attempts": 3}))
+
+
+def reset_clients() -> None:
+    """Forget cached AWS clients (tests that swap endpoints or mocks call this)."""
+    _client.cache_clear()
+    _sqs.cache_clear()
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class CellCounters:
+    """Everything stored for one (router, type, model) cell, shards summed, decay applied."""
+
+    router: str
+    request_type: str
+    model: str
+    alpha_evidence: float = 0.0
+    beta_evidence: float = 0.0
+    picks: int = 0
+    feedback: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_nusd: int = 0
+    baseline_nusd: int = 0
+
+    def average_output_tokens(self, expected: int) -> float:
+        """Observed mean output tokens, shrunk toward `expected` by one pseudo-answer."""
+        return (self.output_tokens + expected) / (self.picks + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnKey:
+    """Where a turn lives; `turn_id` is what clients see."""
+
+    key_hash: str
+    session_id: str
+    index: int
+    nonce: str
+
+    @property
+    def pk(self) -> str:
+        return f"TURN#{self.key_hash[:32]}#{self.session_id}"
+
+    @property
+    def sk(self) -> str:
+        return f"{self.index:06d}"
+
+    @property
+    def turn_id(self) -> str:
+        return f"{self.session_id}.{self.index}.{self.nonce}"
+
+    @classmethod
+    def parse(cls, turn_id: str, key_hash: str) -> TurnKey | None:
+        """The key of a client-supplied turn id, or None when it is malformed."""
+        parts = turn_id.split(".")
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[0] or not parts[2]:
+            return None
+        if len(parts[1]) > 6:
+            return None
+        return cls(key_hash=key_hash, session_id=parts[0], index=int(parts[1]), nonce=parts[2])
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A recorded turn (one answered request)."""
+
+    key: TurnKey
+    router: str
+    request_type: str
+    model: str
+    routed: bool
+    gate_passed: bool
+    conversation_messages: int
+    created_at: float
+    scored_source: str | None = None
+    reward: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    key_hash: str
+    name: str
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityEvent:
+    at: str
+    router: str
+    request_type: str
+    model: str
+    reward: float
+    kind: str
+    source: str
+    turn_id: str
+    delta_alpha: float
+    delta_beta: float
+
+
+@dataclass
+class CallStats:
+    """Round trips and consumed capacity, per operation (benchmarks and Server-Timing read it)."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    read_units: float = 0.0
+    write_units: float = 0.0
+    seconds: float = 0.0
+
+    def add(self, op: str, response: Mapping[str, Any], seconds: float) -> None:
+        self.calls[op] = self.calls.get(op, 0) + 1
+        self.seconds += seconds
+        consumed = response.get("ConsumedCapacity") or []
+        if isinstance(consumed, dict):
+            consumed = [consumed]
+        for c in consumed:
+            self.read_units += float(c.get("ReadCapacityUnits", 0.0) or 0.0)
+            self.write_units += float(c.get("WriteCapacityUnits", 0.0) or 0.0)
+            if "ReadCapacityUnits" not in c and "WriteCapacityUnits" not in c:
+                # On-demand tables report only CapacityUnits; attribute by operation.
+                units = float(c.get("CapacityUnits", 0.0) or 0.0)
+                if op in {"BatchGetItem", "GetItem", "Query"}:
+                    self.read_units += units
+                else:
+                    self.write_units += units
+
+    @property
+    def round_trips(self) -> int:
+        return sum(self.calls.values())
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReads:
+    """What one BatchGetItem returns for a chat request."""
+
+    client_key: ClientKey | None
+    previous_turn: Turn | None
+    cells: dict[str, CellCounters]
+    """By model name."""
+    stale_cells: tuple[dict[str, Any], ...] = ()
+    """Raw shard items whose decay should be folded in (compaction)."""
+
+
+class TransactionConflict(Exception):
+    """A feedback transaction was cancelled; `reasons` holds one code per item ('None' = fine)."""
+
+    def __init__(self, reasons: Sequence[str], items: Sequence[Mapping[str, Any] | None]) -> None:
+        super().__init__(f"transaction cancelled: {list(reasons)}")
+        self.reasons = list(reasons)
+        self.items = list(items)
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class RouterStore:
+    """DynamoDB access for the router. Stateless apart from the cached client and stats."""
+
+    def __init__(
+        self,
+        table_name: str | None = None,
+        queue_url: str | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.table_name = table_name or os.environ.get("TABLE_NAME", "")
+        self.queue_url = queue_url or os.environ.get("SIGNAL_QUEUE_URL", "")
+        if not self.table_name:
+            raise RuntimeError("TABLE_NAME is not set: the router needs its DynamoDB table")
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.stats = CallStats()
+
+    # -- plumbing
+
+    @contextmanager
+    def _timed(self, op: str) -> Iterator[dict[str, Any]]:
+        holder: dict[str, Any] = {}
+        start = time.perf_counter()
+        try:
+            yield holder
+        finally:
+            self.stats.add(op, holder.get("response", {}), time.perf_counter() - start)
+
+    def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        method = getattr(_client(), _snake(op))
+        with self._timed(op) as holder:
+            response: dict[str, Any] = method(ReturnConsumedCapacity="TOTAL", **kwargs)
+            holder["response"] = response
+        return response
+
+    # -- keys of items
+
+    @staticmethod
+    def cell_sk(router: str, request_type: str, model: str, shard: int) -> str:
+        return f"{router}#{request_type}#{model}#{shard}"
+
+    @staticmethod
+    def key_item_key(key_hash: str) -> dict[str, Any]:
+        return {"pk": _s(f"KEY#{key_hash}"), "sk": _s("KEY")}
+
+    # -- chat path
+
+    def read_for_chat(
+        self,
+        *,
+        key_hash: str,
+        need_key: bool,
+        previous: TurnKey | None,
+        router: str | None,
+        request_type: str | None,
+        models: Sequence[str],
+        shards: int,
+        half_life_s: float | None,
+        compaction_interval_s: float | None,
+    ) -> ChatReads:
+        """One BatchGetItem for the key, the previous turn and every shard of the type's cells."""
+        keys: list[dict[str, Any]] = []
+        if need_key:
+            keys.append(self.key_item_key(key_hash))
+        if previous is not None:
+            keys.append({"pk": _s(previous.pk), "sk": _s(previous.sk)})
+        if router is not None and request_type is not None:
+            for model in models:
+                for shard in range(shards):
+                    keys.append({"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, shard))})
+        items: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = keys
+        attempt = 0
+        while pending:
+            # BatchGetItem takes at most 100 keys; unprocessed keys are retried with backoff.
+            chunk, pending = pending[:100], pending[100:]
+            request: dict[str, Any] = {self.table_name: {"Keys": chunk}}
+            while request:
+                response = self._call("BatchGetItem", RequestItems=request)
+                items.extend(response.get("Responses", {}).get(self.table_name, []))
+                request = response.get("UnprocessedKeys") or {}
+                if request:
+                    attempt += 1
+                    if attempt > 5:
+                        raise RuntimeError("DynamoDB kept keys unprocessed (throttled)")
+                    time.sleep(min(0.05 * 2**attempt, 0.5) * self.rng.random())
+        client_key: ClientKey | None = None
+        prev_turn: Turn | None = None
+        raw_cells: list[dict[str, Any]] = []
+        for raw in items:
+            plain = _plain(raw)
+            pk = plain["pk"]
+            if pk.startswith("KEY#"):
+                client_key = ClientKey(key_hash=key_hash, name=str(plain.get("name", "")), disabled=bool(plain.get("disabled", False)))
+            elif pk.startswith("TURN#") and previous is not None:
+                prev_turn = _turn_from_item(plain, previous)
+            elif pk == CELLS_PK:
+                raw_cells.append(plain)
+        now = self.clock()
+        cells = aggregate_cells(raw_cells, now=now, half_life_s=half_life_s)
+        stale = tuple(
+            c
+            for c in raw_cells
+            if compaction_interval_s is not None
+            and "decayed_at" in c
+            and now - float(c["decayed_at"]) > compaction_interval_s
+            and (float(c.get("a", 0)) > 0 or float(c.get("b", 0)) > 0)
+        )
+        return ChatReads(
+            client_key=client_key,
+            previous_turn=prev_turn,
+            cells={c.model: c for c in cells if c.router == router and c.request_type == request_type},
+            stale_cells=stale,
+        )
+
+    def record_turn(
+        self,
+        turn: Turn,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float,
+        baseline_usd: float,
+        propensity: float | None,
+        ttl_seconds: float,
+        shards: int,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write the turn (PutItem) and, for routed turns, ADD to the answering cell (UpdateItem)."""
+        now = self.clock()
+        item: dict[str, Any] = {
+            "pk": _s(turn.key.pk),
+            "sk": _s(turn.key.sk),
+            "nonce": _s(turn.key.nonce),
+            "router": _s(turn.router),
+            "request_type": _s(turn.request_type),
+            "model": _s(turn.model),
+            "routed": {"BOOL": turn.routed},
+            "gate_passed": {"BOOL": turn.gate_passed},
+            "messages": _n(turn.conversation_messages),
+            "created_at": _n(round(now, 3)),
+            "expires_at": _n(int(now + ttl_seconds)),
+            "in_tok": _n(input_tokens),
+            "out_tok": _n(output_tokens),
+            "cost_n": _n(round(cost_usd * NANO)),
+            "base_n": _n(round(baseline_usd * NANO)),
+        }
+        if propensity is not None:
+            item["propensity"] = _n(round(propensity, 6))
+        for k, v in (extra or {}).items():
+            item[k] = _s(str(v))
+        self._call("PutItem", TableName=self.table_name, Item=item)
+        if not turn.routed:
+            return
+        shard = self.rng.randrange(shards)
+        self._call(
+            "UpdateItem",
+            TableName=self.table_name,
+            Key={"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(turn.router, turn.request_type, turn.model, shard))},
+            UpdateExpression=(
+                "ADD picks :one, in_tok :in, out_tok :out, cost_n :cost, base_n :base "
+                "SET decayed_at = if_not_exists(decayed_at, :now), a = if_not_exists(a, :zero), "
+                "b = if_not_exists(b, :zero), feedback = if_not_exists(feedback, :zero)"
+            ),
+            ExpressionAttributeValues={
+                ":one": _n(1),
+                ":in": _n(input_tokens),
+                ":out": _n(output_tokens),
+                ":cost": _n(round(cost_usd * NANO)),
+                ":base": _n(round(baseline_usd * NANO)),
+                ":now": _n(int(now)),
+                ":zero": _n(0),
+            },
+        )
+
+    def compact_cell(self, raw: Mapping[str, Any], half_life_s: float | None) -> bool:
+        """Fold elapsed decay into one shard item; skipped (False) if someone wrote meanwhile."""
+        from router_core.bandit import decay_factor  # local: bandit is pure, store is I/O
+
+        now = int(self.clock())
+        elapsed = now - float(raw["decayed_at"])
+        f = decay_factor(elapsed, half_life_s)
+        a, b = float(raw.get("a", 0)), float(raw.get("b", 0))
+        try:
+            self._call(
+                "UpdateItem",
+                TableName=self.table_name,
+                Key={"pk": _s(raw["pk"]), "sk": _s(raw["sk"])},
+                UpdateExpression="SET a = :na, b = :nb, decayed_at = :now",
+                ConditionExpression="a = :a AND b = :b AND decayed_at = :d",
+                ExpressionAttributeValues={
+                    ":na": _n(round(a * f, 6)),
+                    ":nb": _n(round(b * f, 6)),
+                    ":now": _n(now),
+                    ":a": _n(raw.get("a", 0)),
+                    ":b": _n(raw.get("b", 0)),
+                    ":d": _n(raw["decayed_at"]),
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def enqueue_signal(self, message: Mapping[str, Any]) -> None:
+        """Send one implicit feedback signal to the SQS queue."""
+        if not self.queue_url:
+            raise RuntimeError("SIGNAL_QUEUE_URL is not set")
+        start = time.perf_counter()
+        _sqs().send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(message, separators=(",", ":")))
+        self.stats.calls["SQS.SendMessage"] = self.stats.calls.get("SQS.SendMessage", 0) + 1
+        self.stats.seconds += time.perf_counter() - start
+
+    # -- keys
+
+    def get_client_key(self, key_hash: str) -> ClientKey | None:
+        response = self._call("GetItem", TableName=self.table_name, Key=self.key_item_key(key_hash))
+        if "Item" not in response:
+            return None
+        plain = _plain(response["Item"])
+        return ClientKey(key_hash=key_hash, name=str(plain.get("name", "")), disabled=bool(plain.get("disabled", False)))
+
+    def put_client_key(self, key_hash: str, name: str) -> None:
+        self._call(
+            "PutItem",
+            TableName=self.table_name,
+            Item={**self.key_item_key(key_hash), "name": _s(name), "created_at": _n(int(self.clock()))},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    # -- feedback path
+
+    def get_turn(self, key: TurnKey) -> Turn | None:
+        response = self._call(
+            "GetItem", TableName=self.table_name, Key={"pk": _s(key.pk), "sk": _s(key.sk)}, ConsistentRead=True
+        )
+        if "Item" not in response:
+            return None
+        plain = _plain(response["Item"])
+        if float(plain.get("expires_at", 0)) and float(plain["expires_at"]) < self.clock():
+            return None  # expired but not yet deleted by DynamoDB's TTL sweeper
+        return _turn_from_item(plain, key)
+
+    def record_pending_reward(self, key: TurnKey, reward: float, source: str) -> bool:
+        """Remember a reward for a turn still below the signal gate (not applied)."""
+        try:
+            self._call(
+                "UpdateItem",
+                TableName=self.table_name,
+                Key={"pk": _s(key.pk), "sk": _s(key.sk)},
+                UpdateExpression="SET pending_reward = :r, pending_source = :s",
+                ConditionExpression="attribute_exists(pk) AND nonce = :nonce AND attribute_not_exists(scored_source)",
+                ExpressionAttributeValues={":r": _n(reward), ":s": _s(source), ":nonce": _s(key.nonce)},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def apply_reward(
+        self,
+        key: TurnKey,
+        *,
+        router: str,
+        request_type: str,
+        model: str,
+        reward: float,
+        source: str,
+        kind: str,
+        replaces: float | None,
+        rate_limit_per_minute: int,
+        shards: int,
+        activity_ttl_seconds: float,
+    ) -> ActivityEvent:
+        """One transaction: score the turn once, move the cell, log the event, count the rate.
+
+        `replaces` is the implicit reward an explicit rating overrides (the cell then moves by
+        the difference); None for a first score. Raises TransactionConflict when a condition fails.
+        """
+        now = self.clock()
+        if replaces is None:
+            d_alpha, d_beta, d_feedback = reward, 1.0 - reward, 1
+            turn_condition = "attribute_exists(pk) AND nonce = :nonce AND attribute_not_exists(scored_source)"
+            if source == "implicit":
+                turn_condition += " AND gate_passed = :true"
+            cond_values: dict[str, Any] = {":nonce": _s(key.nonce)}
+            if source == "implicit":
+                cond_values[":true"] = {"BOOL": True}
+        else:
+            d_alpha, d_beta, d_feedback = reward - replaces, replaces - reward, 0
+            turn_condition = "attribute_exists(pk) AND nonce = :nonce AND scored_source = :implicit AND reward = :old"
+            cond_values = {":nonce": _s(key.nonce), ":implicit": _s("implicit"), ":old": _n(replaces)}
+        at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        minute = int(now // 60)
+        shard = self.rng.randrange(shards)
+        event = ActivityEvent(
+            at=at,
+            router=router,
+            request_type=request_type,
+            model=model,
+            reward=reward,
+            kind=kind,
+            source=source,
+            turn_id=key.turn_id,
+            delta_alpha=d_alpha,
+            delta_beta=d_beta,
+        )
+        items = [
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": {"pk": _s(key.pk), "sk": _s(key.sk)},
+                    "UpdateExpression": "SET scored_source = :src, reward = :r, scored_at = :at REMOVE pending_reward",
+                    "ConditionExpression": turn_condition,
+                    "ExpressionAttributeValues": {
+                        ":src": _s(source),
+                        ":r": _n(reward),
+                        ":at": _n(round(now, 3)),
+                        **cond_values,
+                    },
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": {"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, shard))},
+                    "UpdateExpression": (
+                        "ADD a :da, b :db, feedback :df SET decayed_at = if_not_exists(decayed_at, :now)"
+                    ),
+                    "ExpressionAttributeValues": {
+                        ":da": _n(round(d_alpha, 6)),
+                        ":db": _n(round(d_beta, 6)),
+                        ":df": _n(d_feedback),
+                        ":now": _n(int(now)),
+                    },
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": {
+                        "pk": _s(ACTIVITY_PK),
+                        "sk": _s(f"{at}#{key.turn_id}"),
+                        "router": _s(router),
+                        "request_type": _s(request_type),
+                        "model": _s(model),
+                        "reward": _n(reward),
+                        "kind": _s(kind),
+                        "source": _s(source),
+                        "turn_id": _s(key.turn_id),
+                        "da": _n(round(d_alpha, 6)),
+                        "db": _n(round(d_beta, 6)),
+                        "expires_at": _n(int(now + activity_ttl_seconds)),
+                    },
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": {"pk": _s(f"RATE#{key.key_hash[:32]}"), "sk": _s(str(minute))},
+                    "UpdateExpression": "ADD n :one SET expires_at = :exp",
+                    "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
+                    "ExpressionAttributeValues": {
+                        ":one": _n(1),
+                        ":limit": _n(rate_limit_per_minute),
+                        ":exp": _n(int(now + 180)),
+                    },
+                }
+            },
+        ]
+        try:
+            self._call("TransactWriteItems", TransactItems=items)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+            codes = [str(r.get("Code", "None")) for r in reasons]
+            olds = [(_plain(r["Item"]) if r.get("Item") else None) for r in reasons]
+            if not codes:
+                codes = _reasons_from_message(str(exc.response["Error"].get("Message", "")))
+                olds = [None] * len(codes)
+            raise TransactionConflict(codes, olds) from exc
+        return event
+
+    # -- state path
+
+    def query_cells(self) -> list[dict[str, Any]]:
+        """Every cell shard item of every router (one Query, paginated past 1 MB)."""
+        return self._query_all(CELLS_PK)
+
+    def query_activity(self, limit: int) -> list[ActivityEvent]:
+        """The newest `limit` activity events, newest first (one Query)."""
+        now = self.clock()
+        response = self._call(
+            "Query",
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": _s(ACTIVITY_PK)},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        events = []
+        for raw in response.get("Items", []):
+            p = _plain(raw)
+            if float(p.get("expires_at", now + 1)) <= now:
+                continue
+            events.append(
+                ActivityEvent(
+                    at=str(p["sk"]).split("#", 1)[0],
+                    router=str(p["router"]),
+                    request_type=str(p["request_type"]),
+                    model=str(p["model"]),
+                    reward=float(p["reward"]),
+                    kind=str(p["kind"]),
+                    source=str(p["source"]),
+                    turn_id=str(p["turn_id"]),
+                    delta_alpha=float(p.get("da", 0.0)),
+                    delta_beta=float(p.get("db", 0.0)),
+                )
+            )
+        return events
+
+    def _query_all(self, pk: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": _s(pk)},
+        }
+        while True:
+            response = self._call("Query", **kwargs)
+            items.extend(_plain(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def aggregate_cells(raw_items: Sequence[Mapping[str, Any]], *, now: float, half_life_s: float | None) -> list[CellCounters]:
+    """Sum shard items into cells, applying the decay elapsed since each shard's `decayed_at`."""
+    from router_core.bandit import decay_factor
+
+    sums: dict[tuple[str, str, str], dict[str, float]] = {}
+    for item in raw_items:
+        router, request_type, model, _shard = str(item["sk"]).rsplit("#", 3)
+        f = decay_factor(max(0.0, now - float(item.get("decayed_at", now))), half_life_s)
+        acc = sums.setdefault((router, request_type, model), {})
+        acc["a"] = acc.get("a", 0.0) + max(0.0, float(item.get("a", 0.0))) * f
+        acc["b"] = acc.get("b", 0.0) + max(0.0, float(item.get("b", 0.0))) * f
+        for name in ("picks", "feedback", "in_tok", "out_tok", "cost_n", "base_n"):
+            acc[name] = acc.get(name, 0.0) + float(item.get(name, 0))
+    return [
+        CellCounters(
+            router=r,
+            request_type=t,
+            model=m,
+            alpha_evidence=acc["a"],
+            beta_evidence=acc["b"],
+            picks=int(acc["picks"]),
+            feedback=int(acc["feedback"]),
+            input_tokens=int(acc["in_tok"]),
+            output_tokens=int(acc["out_tok"]),
+            cost_nusd=int(acc["cost_n"]),
+            baseline_nusd=int(acc["base_n"]),
+        )
+        for (r, t, m), acc in sums.items()
+    ]
+
+
+def _turn_from_item(plain: Mapping[str, Any], key: TurnKey) -> Turn | None:
+    if str(plain.get("nonce", "")) != key.nonce and key.nonce != "*":
+        return None
+    return Turn(
+        key=TurnKey(key.key_hash, key.session_id, key.index, str(plain.get("nonce", ""))),
+        router=str(plain.get("router", "")),
+        request_type=str(plain.get("request_type", "general")),
+        model=str(plain.get("model", "")),
+        routed=bool(plain.get("routed", False)),
+        gate_passed=bool(plain.get("gate_passed", False)),
+        conversation_messages=int(plain.get("messages", 0)),
+        created_at=float(plain.get("created_at", 0.0)),
+        scored_source=(str(plain["scored_source"]) if "scored_source" in plain else None),
+        reward=(float(plain["reward"]) if "reward" in plain else None),
+    )
+
+
+def _reasons_from_message(message: str) -> list[str]:
+    # "Transaction cancelled, please refer cancellation reasons for specific reasons [None, ConditionalCheckFailed]"
+    if "[" not in message:
+        return []
+    inside = message[message.index("[") + 1 : message.rindex("]")]
+    return [part.strip() for part in inside.split(",")]
+
+
+def _snake(op: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in op).lstrip("_")

@@ -1,0 +1,173 @@
+"""The fault-tolerant upstream call: retry once, fall back down the bandit's ranking, keep the deadline.
+
+Rules, in order of precedence:
+
+* Models are tried in the order given (best first), at most `max_models` distinct ones.
+* No attempt starts with less than `min(MIN_ATTEMPT_S, upstream_timeout_seconds)` left before
+  the overall deadline; each attempt's timeout is `min(upstream_timeout_seconds, time left)`.
+* A retryable failure (timeout, rate_limited, server_error, bad_response, unavailable) gets ONE
+  retry on the same model after a pause: the upstream's Retry-After when it is at most
+  `MAX_RETRY_AFTER_S`, else a jittered backoff of at most `MAX_BACKOFF_S`. Two exceptions, both
+  in favour of answering at all: a model that timed out, or asked us to wait longer than
+  `MAX_RETRY_AFTER_S`, is not retried while another model remains, because its retry would
+  spend the deadline on the model least likely to answer in time.
+* A client error that describes the request itself (`UpstreamError.invalid_request`, e.g. 400)
+  would fail the same on every model: it is re-raised at once, with `attempts` attached, so the
+  caller answers 400 with the upstream's message. Other client errors (401, 403, 404, context
+  window) move on to the next model without a retry.
+* When nothing answered, `AllUpstreamsFailed` carries every attempt and the HTTP status for the
+  client: 504 when the last failure was a timeout or the deadline ran out, else 502.
+
+Infrastructure failures are never quality feedback; this module only reports attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from router_core.config import GatewayConfig
+from router_core.providers import provider_for
+from router_core.providers.base import ChatParams, Completion, Provider, UpstreamError
+
+logger = logging.getLogger(__name__)
+
+MIN_ATTEMPT_S = 1.0
+"""An attempt needs at least this many seconds before the deadline to be worth starting."""
+MAX_RETRY_AFTER_S = 1.0
+"""Longest Retry-After honoured before retrying the same model, seconds."""
+MIN_BACKOFF_S = 0.05
+MAX_BACKOFF_S = 0.25
+"""Bounds of the jittered pause before a retry when the upstream sent no Retry-After, seconds."""
+
+ProviderLookup = Callable[[str, GatewayConfig], Provider]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One upstream call: the router's model name, "ok" or an UpstreamError kind, its HTTP
+    status when the upstream answered with one, and its duration in milliseconds."""
+
+    model: str
+    outcome: str
+    status: int | None = None
+    elapsed_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class UpstreamResult:
+    """The answer, the model that gave it (may differ from the first choice) and every attempt."""
+
+    model: str
+    completion: Completion
+    attempts: tuple[Attempt, ...]
+
+
+class AllUpstreamsFailed(Exception):
+    """No model answered; `status` is 504 (timeout / deadline) or 502 for the client."""
+
+    def __init__(self, attempts: tuple[Attempt, ...], status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.attempts = attempts
+        self.status = status
+
+
+def call_with_fallback(
+    order: Sequence[str],
+    params: ChatParams,
+    config: GatewayConfig,
+    *,
+    deadline_s: float | None = None,
+    max_models: int = 3,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    providers: ProviderLookup = provider_for,
+    jitter: Callable[[], float] = random.random,
+) -> UpstreamResult:
+    """Answer `params` with the first model in `order` that can, within `deadline_s` seconds.
+
+    `deadline_s` defaults to `config.request_deadline_seconds`; `clock` returns seconds and
+    `sleep` takes seconds (both injectable for tests), `jitter` returns a number in [0, 1).
+    Raises UpstreamError (client_error, invalid_request) for a request every model would
+    refuse, AllUpstreamsFailed when no model answered, ValueError for an empty or unknown order.
+    """
+    names = list(dict.fromkeys(order))[: max(1, max_models)]
+    if not names:
+        raise ValueError("no model to call")
+    unknown = [n for n in names if n not in config.models]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}")
+    deadline = clock() + (config.request_deadline_seconds if deadline_s is None else deadline_s)
+    min_attempt = min(MIN_ATTEMPT_S, config.upstream_timeout_seconds)
+    attempts: list[Attempt] = []
+    last_kind: str | None = None
+    out_of_time = False
+
+    for index, name in enumerate(names):
+        model = config.models[name]
+        has_next = index + 1 < len(names)
+        for retry in (False, True):
+            left = deadline - clock()
+            if left < min_attempt:
+                out_of_time = True
+                break
+            started = clock()
+            try:
+                provider = providers(model.provider, config)
+                completion = provider.complete(model, params, min(config.upstream_timeout_seconds, left))
+            except UpstreamError as err:
+                attempts.append(Attempt(name, err.kind, err.status, _ms(clock() - started)))
+                last_kind = err.kind
+                logger.warning(
+                    "upstream attempt failed",
+                    extra={"model": name, "outcome": err.kind, "status": err.status, "retry": retry},
+                )
+                if err.invalid_request:
+                    err.attempts = tuple(attempts)
+                    raise
+                wait = None if retry else _retry_wait(err, has_next, jitter)
+                if wait is None or deadline - clock() - wait < min_attempt:
+                    break
+                sleep(wait)
+            except Exception as exc:
+                # A defect in one provider must not stop the others from answering.
+                attempts.append(Attempt(name, "unavailable", None, _ms(clock() - started)))
+                last_kind = "unavailable"
+                logger.error(
+                    "upstream provider raised unexpectedly",
+                    extra={"model": name, "error_type": type(exc).__name__},
+                    exc_info=True,
+                )
+                break
+            else:
+                attempts.append(Attempt(name, "ok", None, _ms(clock() - started)))
+                return UpstreamResult(model=name, completion=completion, attempts=tuple(attempts))
+        if out_of_time:
+            break
+
+    timed_out = out_of_time or last_kind == "timeout"
+    summary = ", ".join(f"{a.model} {a.outcome}" + (f" {a.status}" if a.status else "") for a in attempts)
+    reason = f"no upstream model answered ({summary or 'no attempt fitted the deadline'})"
+    if out_of_time:
+        reason += "; request deadline reached"
+    raise AllUpstreamsFailed(tuple(attempts), 504 if timed_out else 502, reason)
+
+
+def _retry_wait(err: UpstreamError, has_next: bool, jitter: Callable[[], float]) -> float | None:
+    """Seconds to pause before retrying the same model, or None to move on to the next one."""
+    if not err.retryable:
+        return None
+    if err.kind == "timeout" and has_next:
+        return None
+    if err.retry_after_s is not None:
+        if err.retry_after_s > MAX_RETRY_AFTER_S and has_next:
+            return None
+        return min(err.retry_after_s, MAX_RETRY_AFTER_S)
+    return MIN_BACKOFF_S + (MAX_BACKOFF_S - MIN_BACKOFF_S) * jitter()
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)

@@ -1,0 +1,119 @@
+"""Handlers end to end, in-process, on moto (locked) with resources built from template.yaml."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.aws_env import REGION, LambdaContext, Resources, create_resources, fake_aws_environment, http_event, lock_moto, sqs_event
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load_handler(function: str) -> ModuleType:
+    path = os.path.join(ROOT, "functions", function, "app.py")
+    spec = importlib.util.spec_from_file_location(f"{function}_handler_app", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Stack:
+    """The three handlers on one moto account, with a client key ready."""
+
+    resources: Resources
+    chat: ModuleType
+    feedback: ModuleType
+    state: ModuleType
+    api_key: str
+
+    def call(self, module: ModuleType, event: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = module.lambda_handler(event, LambdaContext())
+        return result
+
+    def chat_request(
+        self, body: dict[str, Any] | str, *, key: str | None = None, session: str | None = None, raw: bool = False
+    ) -> dict[str, Any]:
+        headers = {"authorization": f"Bearer {key or self.api_key}", "content-type": "application/json"}
+        if session:
+            headers["x-router-session-id"] = session
+        payload = body if isinstance(body, str) else json.dumps(body)
+        return self.call(self.chat, http_event("POST", "/v1/chat/completions", body=payload, headers=headers))
+
+    def feedback_request(self, body: dict[str, Any] | str, *, key: str | None = None) -> dict[str, Any]:
+        headers = {"authorization": f"Bearer {key or self.api_key}", "content-type": "application/json"}
+        payload = body if isinstance(body, str) else json.dumps(body)
+        return self.call(self.feedback, http_event("POST", "/v1/feedback", body=payload, headers=headers))
+
+    def state_request(self, *, signed: bool = True, query: dict[str, str] | None = None) -> dict[str, Any]:
+        return self.call(
+            self.state, http_event("GET", "/v1/state", query=query, iam_access_key="AKIDLOCAL" if signed else None)
+        )
+
+    def drain_signals(self) -> dict[str, Any]:
+        """Receive every queued signal and deliver it to the feedback handler as one SQS event."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        messages: list[dict[str, Any]] = []
+        while True:
+            got = sqs.receive_message(
+                QueueUrl=self.resources.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not got:
+                break
+            messages.extend(got)
+        if not messages:
+            return {"batchItemFailures": []}
+        arn = sqs.get_queue_attributes(QueueUrl=self.resources.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        result = self.call(self.feedback, sqs_event(messages, arn))
+        failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for m in messages:
+            if m["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=self.resources.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return result
+
+    def router_state(self, router: str = "smart-cheap-router") -> dict[str, Any]:
+        response = self.state_request()
+        assert response["statusCode"] == 200, response
+        body = json.loads(response["body"])
+        return next(r for r in body["routers"] if r["router"] == router)
+
+
+@pytest.fixture(scope="session")
+def handlers() -> dict[str, ModuleType]:
+    for k, v in fake_aws_environment().items():
+        os.environ[k] = v
+    os.environ.pop("AWS_PROFILE", None)
+    return {name: _load_handler(name) for name in ("chat", "feedback", "state")}
+
+
+@pytest.fixture
+def stack(handlers: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    from router_core import runtime
+    from router_core.keys import create_client_key
+
+    for k, v in fake_aws_environment().items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("ROUTER_CONFIG_PATH", raising=False)
+    lock_moto()
+    with mock_aws():
+        resources = create_resources()
+        monkeypatch.setenv("TABLE_NAME", resources.table_name)
+        monkeypatch.setenv("SIGNAL_QUEUE_URL", resources.queue_url)
+        runtime.reset()
+        key = create_client_key(runtime.store(), "tests")
+        yield Stack(resources, handlers["chat"], handlers["feedback"], handlers["state"], key)
+        runtime.reset()

@@ -1,0 +1,165 @@
+"""POST /v1/chat/completions and GET /v1/models on real API Gateway v2.0 events."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from tests.aws_env import REGION, http_event
+from tests.integration.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+CODE_PROMPT = "Write a Python function that merges two sorted lists into one sorted list."
+
+
+def five_message_conversation(prompt: str) -> list[dict[str, str]]:
+    return [
+        {"role": "user", "content": prompt},
+        {"role": "assistant", "content": "Sure, here is a first version."},
+        {"role": "user", "content": "Please also add type hints."},
+        {"role": "assistant", "content": "Done, with type hints."},
+        {"role": "user", "content": prompt},
+    ]
+
+
+def test_chat_answers_in_openai_format_with_router_headers(stack: Stack) -> None:
+    response = stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    assert response["statusCode"] == 200, response
+    headers = response["headers"]
+    body = json.loads(response["body"])
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["role"] == "assistant"
+    assert body["choices"][0]["message"]["content"]
+    assert headers["x-router-model"] in {"fast", "smart"}
+    assert headers["x-router-request-type"] == "code_generation"
+    assert headers["x-router-turn-id"] == body["router"]["turn_id"]
+    assert headers["x-router-session-id"] == body["router"]["session_id"]
+    assert 0.0 < float(headers["x-router-propensity"]) <= 1.0
+    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    assert "dynamodb;dur=" in headers["server-timing"]
+    assert body["router"]["cost_usd"] > 0
+    assert body["router"]["baseline_cost_usd"] >= body["router"]["cost_usd"]
+
+
+def test_turn_and_spend_are_recorded_in_the_cell(stack: Stack) -> None:
+    response = stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    model = response["headers"]["x-router-model"]
+    state = stack.router_state()
+    cell = next(c for c in state["cells"] if c["request_type"] == "code_generation" and c["model"] == model)
+    assert cell["routed"] == 1
+    assert state["counts"]["turns"] == 1
+    assert state["spend"]["actual_usd"] == pytest.approx(json.loads(response["body"])["router"]["cost_usd"], rel=1e-6)
+
+
+def test_session_continues_with_the_returned_session_id(stack: Stack) -> None:
+    first = stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    session = first["headers"]["x-router-session-id"]
+    answer = json.loads(first["body"])["choices"][0]["message"]["content"]
+    second = stack.chat_request(
+        {
+            "model": "smart-cheap-router",
+            "messages": [
+                {"role": "user", "content": CODE_PROMPT},
+                {"role": "assistant", "content": answer},
+                {"role": "user", "content": "Now make it handle lists of dicts sorted by a key."},
+            ],
+        },
+        session=session,
+    )
+    assert second["statusCode"] == 200
+    assert second["headers"]["x-router-session-id"] == session
+    assert second["headers"]["x-router-turn-id"].startswith(f"{session}.1.")
+
+
+def test_satisfied_follow_up_queues_one_signal_for_the_previous_turn(stack: Stack) -> None:
+    first = stack.chat_request({"model": "smart-cheap-router", "messages": five_message_conversation(CODE_PROMPT)})
+    session = first["headers"]["x-router-session-id"]
+    turn_id = first["headers"]["x-router-turn-id"]
+    model = first["headers"]["x-router-model"]
+    messages = [*five_message_conversation(CODE_PROMPT), {"role": "assistant", "content": "def merge(a, b): ..."}]
+    messages.append({"role": "user", "content": "thanks, that works! now write me a python function that does the inverse"})
+    second = stack.chat_request({"model": "smart-cheap-router", "messages": messages}, session=session)
+    implicit = json.loads(second["body"])["router"]["implicit_feedback"]
+    assert implicit == {"turn_id": turn_id, "kind": "satisfaction", "reward": 1.0}
+    result = stack.drain_signals()
+    assert result == {"batchItemFailures": []}
+    cell = next(c for c in stack.router_state()["cells"] if c["request_type"] == "code_generation" and c["model"] == model)
+    assert cell["feedback"] == 1
+    assert cell["alpha"] == pytest.approx(cell["prior_alpha"] + 1.0, abs=1e-3)
+    assert cell["beta"] == pytest.approx(cell["prior_beta"], abs=1e-3)
+
+
+def test_stream_true_is_answered_as_server_sent_events(stack: Stack) -> None:
+    response = stack.chat_request(
+        {"model": "smart-cheap-router", "stream": True, "messages": [{"role": "user", "content": CODE_PROMPT}]}
+    )
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"] == "text/event-stream"
+    events = [line[len("data: ") :] for line in response["body"].split("\n\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"]["completion_tokens"] > 0
+
+
+def test_naming_a_model_bypasses_learning(stack: Stack) -> None:
+    response = stack.chat_request({"model": "smart", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    assert response["statusCode"] == 200
+    assert response["headers"]["x-router-model"] == "smart"
+    assert "x-router-propensity" not in response["headers"]
+    turn_id = response["headers"]["x-router-turn-id"]
+    assert stack.router_state()["counts"]["turns"] == 0
+    feedback = stack.feedback_request({"turn_id": turn_id, "rating": "up"})
+    assert feedback["statusCode"] == 409
+    assert json.loads(feedback["body"])["error"]["code"] == "not_routed"
+
+
+def test_models_lists_routers_and_models(stack: Stack) -> None:
+    response = stack.call(
+        stack.chat, http_event("GET", "/v1/models", headers={"authorization": f"Bearer {stack.api_key}"})
+    )
+    assert response["statusCode"] == 200
+    ids = {m["id"]: m["owned_by"] for m in json.loads(response["body"])["data"]}
+    assert ids["smart-cheap-router"] == "router"
+    assert {"fast", "smart"} <= set(ids)
+
+
+def test_state_read_failure_falls_back_to_the_default_model(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from router_core import runtime
+
+    # Warm the key cache, then make every state read fail (e.g. DynamoDB throttling).
+    assert stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": "hi"}]})["statusCode"] == 200
+
+    def throttled(*args: object, **kwargs: object) -> None:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "BatchGetItem")
+
+    monkeypatch.setattr(runtime.store(), "read_for_chat", throttled)
+    response = stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    assert response["statusCode"] == 200
+    assert response["headers"]["x-router-model"] == "fast"
+    assert response["headers"]["x-router-fallback"] == "default_model"
+
+
+def test_turn_write_failure_still_answers(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from router_core import runtime
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("table unavailable")
+
+    monkeypatch.setattr(runtime.store(), "record_turn", broken)
+    response = stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    assert response["statusCode"] == 200
+    assert "x-router-turn-id" not in response["headers"]
+
+
+def test_prompt_text_is_not_stored_by_default(stack: Stack) -> None:
+    stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    items = boto3.client("dynamodb", region_name=REGION).scan(TableName=stack.resources.table_name)["Items"]
+    assert items
+    assert all(CODE_PROMPT not in json.dumps(item) for item in items)

@@ -1,0 +1,256 @@
+"""The simulated upstream: oracle frequencies, reproducibility, variety, judge mode, latency."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from router_core.config import GatewayConfig, ModelConfig, SimulatedProviderConfig, load_config
+from router_core.providers import (
+    ChatParams,
+    SimulatedProvider,
+    UpstreamError,
+    footer,
+    provider_for,
+    read_footer,
+    reset_providers,
+)
+
+pytestmark = pytest.mark.unit
+
+ORACLE = {"code_generation": {"fast": 0.35, "smart": 0.92}, "writing": {"fast": 0.55}}
+
+
+def _model(tier: int = 2, upstream: str = "gpt-test") -> ModelConfig:
+    return ModelConfig(
+        provider="simulated",
+        upstream_model=upstream,
+        input_usd_per_mtok=1.0,
+        output_usd_per_mtok=2.0,
+        quality_tier=tier,
+    )
+
+
+def _provider(
+    models: dict[str, ModelConfig], *, default_quality: float = 0.7, latency_ms: float = 0.0, sleep: Any = None
+) -> SimulatedProvider:
+    config = SimulatedProviderConfig(
+        type="simulated", oracle=ORACLE, default_quality=default_quality, latency_ms=latency_ms
+    )
+    if sleep is None:
+        return SimulatedProvider("simulated", config, models)
+    return SimulatedProvider("simulated", config, models, sleep=sleep)
+
+
+def _ask(text: str, request_type: str = "code_generation", seed: int | None = None, **extra: Any) -> ChatParams:
+    return ChatParams(messages=[{"role": "user", "content": text}], request_type=request_type, seed=seed, **extra)
+
+
+def _satisfied(text: str) -> bool:
+    found = read_footer(text)
+    assert found is not None, text
+    return found[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "request_type", "expected"),
+    [("fast", "code_generation", 0.35), ("smart", "code_generation", 0.92), ("fast", "writing", 0.55)],
+)
+def test_satisfaction_frequency_matches_the_oracle_over_many_seeds(
+    name: str, request_type: str, expected: float
+) -> None:
+    models = {"fast": _model(2, "gpt-small"), "smart": _model(3, "gpt-big")}
+    provider = _provider(models)
+    draws = 3000
+    hits = sum(
+        _satisfied(
+            provider.complete(
+                models[name], _ask("write a python function that reverses a list", request_type, seed), 5.0
+            ).text
+        )
+        for seed in range(draws)
+    )
+    # 4.5 standard deviations of a binomial proportion: a false failure is ~1 in 150,000 runs.
+    tolerance = 4.5 * math.sqrt(expected * (1 - expected) / draws)
+    assert abs(hits / draws - expected) < tolerance
+
+
+def test_a_pair_missing_from_the_oracle_uses_default_quality() -> None:
+    models = {"fast": _model()}
+    provider = _provider(models, default_quality=0.2)
+    draws = 3000
+    hits = sum(
+        _satisfied(provider.complete(models["fast"], _ask("who wrote hamlet", "factual_lookup", s), 5.0).text)
+        for s in range(draws)
+    )
+    assert abs(hits / draws - 0.2) < 4.5 * math.sqrt(0.2 * 0.8 / draws)
+
+
+def test_the_same_seed_gives_the_same_answer_and_other_seeds_vary() -> None:
+    models = {"smart": _model(3)}
+    provider = _provider(models)
+    params = _ask("explain how a hash map handles collisions", "code_understanding", seed=42)
+    first = provider.complete(models["smart"], params, 5.0)
+    again = provider.complete(models["smart"], params, 5.0)
+    assert (first.text, first.output_tokens) == (again.text, again.output_tokens)
+    others = {
+        provider.complete(models["smart"], _ask(params.messages[0]["content"], "code_understanding", s), 5.0).text
+        for s in range(20)
+    }
+    assert len(others) >= 15
+
+
+def test_unseeded_answers_are_random() -> None:
+    models = {"fast": _model()}
+    provider = _provider(models)
+    texts = {
+        provider.complete(models["fast"], _ask("tell me something about tea", "general"), 5.0).text for _ in range(20)
+    }
+    assert len(texts) >= 15
+
+
+def test_an_answer_never_repeats_the_previous_assistant_answer() -> None:
+    # Tier 1 answers have few variants, so without the guard some draw would equal the previous one.
+    models = {"tiny": _model(1)}
+    provider = _provider(models, default_quality=0.5)
+    question = {"role": "user", "content": "what is a good name for a cat"}
+    variants = {
+        provider.complete(models["tiny"], ChatParams(messages=[question], seed=s), 5.0).text for s in range(400)
+    }
+    assert len(variants) < 80  # small variant space: the check below is meaningful
+    for previous in variants:
+        for seed in range(20):
+            conversation = [question, {"role": "assistant", "content": previous}, question]
+            answer = provider.complete(models["tiny"], ChatParams(messages=conversation, seed=seed), 5.0)
+            assert answer.text != previous
+
+
+def test_bigger_quality_tiers_write_longer_answers() -> None:
+    models = {f"t{tier}": _model(tier, f"m{tier}") for tier in (1, 2, 3, 4)}
+    provider = _provider(models)
+
+    def mean_length(name: str) -> float:
+        texts = [
+            provider.complete(models[name], _ask("design a url shortener", "technical_design", s), 5.0).text
+            for s in range(60)
+        ]
+        return sum(len(t) for t in texts) / len(texts)
+
+    lengths = [mean_length(f"t{tier}") for tier in (1, 2, 3, 4)]
+    assert lengths == sorted(lengths)
+    assert lengths[0] * 2 < lengths[3]
+
+
+def test_the_footer_is_the_last_line_and_names_the_routers_model() -> None:
+    models = {"smart": _model(3, "vendor-model-2024")}
+    provider = _provider(models)
+    completion = provider.complete(models["smart"], _ask("write a haiku about rain", "writing", seed=3), 5.0)
+    last_line = completion.text.splitlines()[-1]
+    assert last_line in (footer("smart", True), footer("smart", False))
+    assert read_footer(completion.text) == ("smart", last_line == footer("smart", True))
+    assert completion.upstream_model == "vendor-model-2024"
+    assert completion.finish_reason == "stop"
+
+
+def test_token_counts_are_estimated_from_the_text_and_reported_as_the_upstreams_own() -> None:
+    models = {"fast": _model()}
+    provider = _provider(models)
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x" * 41}]
+    completion = provider.complete(models["fast"], ChatParams(messages=messages, seed=1), 5.0)
+    assert completion.input_tokens == math.ceil(len("be brief\n" + "x" * 41) / 4)
+    assert completion.output_tokens == math.ceil(len(completion.text) / 4)
+    assert completion.usage_estimated is False
+
+
+def test_max_tokens_cuts_the_body_but_keeps_the_footer() -> None:
+    models = {"big": _model(4)}
+    provider = _provider(models)
+    completion = provider.complete(
+        models["big"], _ask("compare two sorting algorithms", "analytical_reasoning", 9, max_tokens=30), 5.0
+    )
+    assert completion.finish_reason == "length"
+    assert read_footer(completion.text.splitlines()[-1]) is not None
+    assert len(completion.text) <= 30 * 4
+
+
+JUDGE_SYSTEM = "You are a strict but fair evaluator.\nLine 1: PASS or FAIL\nLine 2: One sentence of reasoning."
+
+
+@pytest.mark.parametrize("satisfied", [True, False])
+def test_judge_mode_reads_the_verdict_from_the_quoted_footer(satisfied: bool) -> None:
+    models = {"smart": _model(3)}
+    provider = _provider(models)
+    quoted = f"def add(a, b):\n    return a + b\n\n{footer('fast', satisfied)}"
+    messages = [
+        {"role": "system", "content": JUDGE_SYSTEM},
+        {"role": "user", "content": f"Question: write an add function.\n\nAnswer to judge:\n{quoted}"},
+    ]
+    completion = provider.complete(models["smart"], ChatParams(messages=messages, seed=5), 5.0)
+    lines = completion.text.splitlines()
+    assert len(lines) == 2
+    assert lines[0] == ("PASS" if satisfied else "FAIL")
+    assert "fast" in lines[1]
+
+
+def test_judge_mode_also_triggers_when_the_user_message_asks_for_the_verdict() -> None:
+    models = {"smart": _model(3)}
+    provider = _provider(models)
+    text = f"Reply PASS or FAIL on the first line.\n\n---\nSome answer.\n{footer('cheap', False)}\n---"
+    completion = provider.complete(models["smart"], _ask(text, "general", 1), 5.0)
+    assert completion.text.splitlines()[0] == "FAIL"
+
+
+def test_a_verdict_request_without_a_quoted_footer_gets_a_normal_answer() -> None:
+    models = {"smart": _model(3)}
+    provider = _provider(models)
+    completion = provider.complete(models["smart"], _ask("Answer PASS or FAIL: is the sky green?", "general", 2), 5.0)
+    assert completion.text.splitlines()[0] not in ("PASS", "FAIL")
+    assert read_footer(completion.text) is not None
+
+
+def test_latency_within_the_timeout_is_slept_and_latency_beyond_it_times_out() -> None:
+    slept: list[float] = []
+    models = {"fast": _model()}
+    provider = _provider(models, latency_ms=800.0, sleep=slept.append)
+    provider.complete(models["fast"], _ask("hello"), 2.0)
+    assert slept == [0.8]
+    with pytest.raises(UpstreamError) as caught:
+        provider.complete(models["fast"], _ask("hello"), 0.5)
+    assert caught.value.kind == "timeout"
+    assert caught.value.retryable is True
+    assert slept == [0.8, 0.5]
+
+
+def test_the_model_name_is_resolved_by_identity_even_when_configs_are_equal() -> None:
+    # Two catalogue entries that are equal in every field: only identity tells them apart.
+    twin_a, twin_b = _model(2, "same-upstream"), _model(2, "same-upstream")
+    assert twin_a == twin_b
+    models = {"fast": twin_a, "smart": twin_b}
+    provider = _provider(models)
+    assert provider.model_name(twin_a) == "fast"
+    assert provider.model_name(twin_b) == "smart"
+    answer = provider.complete(twin_b, _ask("write code", "code_generation", 1), 5.0)
+    assert read_footer(answer.text) is not None
+    assert read_footer(answer.text)[0] == "smart"  # type: ignore[index]
+
+
+def test_a_model_from_another_catalogue_falls_back_to_equality_then_upstream_model() -> None:
+    models = {"fast": _model(2, "gpt-small")}
+    provider = _provider(models)
+    assert provider.model_name(_model(2, "gpt-small")) == "fast"
+    assert provider.model_name(_model(3, "gpt-other")) == "gpt-other"
+
+
+def test_provider_for_builds_the_simulated_provider_from_the_shipped_config_and_caches_it() -> None:
+    reset_providers()
+    config: GatewayConfig = load_config()
+    provider = provider_for("simulated", config)
+    assert isinstance(provider, SimulatedProvider)
+    assert provider_for("simulated", config) is provider
+    completion = provider.complete(config.models["smart"], _ask("write a sorting function", "code_generation", 7), 5.0)
+    assert read_footer(completion.text) is not None
+    assert read_footer(completion.text)[0] == "smart"  # type: ignore[index]
+    with pytest.raises(KeyError):
+        provider_for("nope", config)
+    reset_providers()

@@ -1,0 +1,1 @@
+"""Development tools: the local stack, synthetic traffic and evaluation scripts (never deployed)."""
