@@ -35,8 +35,11 @@ def _locked_call(self: BotocoreStubber, *args: Any, **kwargs: Any) -> Any:
 
 
 def lock_moto() -> None:
-    """Serialise every in-process moto request (idempotent)."""
+    """Serialise every in-process moto request, with item-level transaction rollback (idempotent)."""
+    from tools.local_stack.moto_transactions import patch_transactions
+
     BotocoreStubber.__call__ = _locked_call  # type: ignore[method-assign]
+    patch_transactions()
 
 
 def fake_aws_environment() -> dict[str, str]:
@@ -156,7 +159,13 @@ def http_event(
             "apiId": "api",
             "domainName": hdrs["host"],
             "domainPrefix": "api",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "pytest"},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "pytest",
+            },
             "requestId": uuid.uuid4().hex,
             "routeKey": f"{method} {path}",
             "stage": "$default",

@@ -14,7 +14,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 
 def table_from_stack(stack: str, region: str | None) -> str:
-    outputs = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+    outputs = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=stack)["Stacks"][0][
+        "Outputs"
+    ]
     for output in outputs:
         if output["OutputKey"] == "TableName":
             return str(output["OutputValue"])

@@ -32,9 +32,16 @@ def feedback() -> Response[str]:
     if key is None:
         raise NotFound("no such turn for this key", param="turn_id", code="turn_not_found")
     outcome = apply_feedback(
-        runtime.store(), runtime.config(), key, body.value(), source="explicit", kind=f"rating_{body.rating or 'reward'}"
+        runtime.store(),
+        runtime.config(),
+        key,
+        body.value(),
+        source="explicit",
+        kind=f"rating_{body.rating or 'reward'}",
     )
-    metrics.add_metric(name="ExplicitFeedbackApplied" if outcome.applied else "ExplicitFeedbackGated", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name="ExplicitFeedbackApplied" if outcome.applied else "ExplicitFeedbackGated", unit=MetricUnit.Count, value=1
+    )
     return Response(200 if outcome.applied else 202, "application/json", json.dumps(outcome_body(outcome)))
 
 
@@ -42,7 +49,9 @@ def signal_record(record: SQSRecord) -> None:
     """Apply one implicit signal; raising marks the record failed (retried, then the DLQ)."""
     key, turn, reward, kind = parse_signal_message(record.body)
     outcome = apply_feedback(runtime.store(), runtime.config(), key, reward, source="implicit", kind=kind, turn=turn)
-    metrics.add_metric(name="ImplicitFeedbackApplied" if outcome.applied else "ImplicitFeedbackSkipped", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name="ImplicitFeedbackApplied" if outcome.applied else "ImplicitFeedbackSkipped", unit=MetricUnit.Count, value=1
+    )
 
 
 @app.exception_handler(RouterError)

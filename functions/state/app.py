@@ -16,7 +16,7 @@ app = APIGatewayHttpResolver()
 
 @app.get("/v1/state")
 def state() -> Response[str]:
-    iam = (app.current_event.request_context.authorizer.iam if app.current_event.request_context.authorizer else None)
+    iam = app.current_event.request_context.authorizer.iam if app.current_event.request_context.authorizer else None
     if iam is None or not iam.access_key:
         # API Gateway's IAM authorizer guards this route; refuse anything that bypassed it.
         return Response(403, "application/json", json.dumps({"message": "Forbidden"}))

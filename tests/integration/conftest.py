@@ -14,7 +14,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.aws_env import REGION, LambdaContext, Resources, create_resources, fake_aws_environment, http_event, lock_moto, sqs_event
+from tests.aws_env import (
+    REGION,
+    LambdaContext,
+    Resources,
+    create_resources,
+    fake_aws_environment,
+    http_event,
+    lock_moto,
+    sqs_event,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -117,3 +126,22 @@ def stack(handlers: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch) -> I
         key = create_client_key(runtime.store(), "tests")
         yield Stack(resources, handlers["chat"], handlers["feedback"], handlers["state"], key)
         runtime.reset()
+
+
+@pytest.fixture
+def router_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    """Call with router fields to run the handlers on the shipped config with those changed."""
+    from importlib import resources
+
+    import yaml
+    from router_core import runtime
+
+    def apply(router: str = "smart-cheap-router", **fields: Any) -> None:
+        raw = yaml.safe_load(resources.files("router_core").joinpath("routers.yaml").read_text(encoding="utf-8"))
+        raw["routers"][router].update(fields)
+        path = tmp_path / "routers.yaml"
+        path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+        monkeypatch.setenv("ROUTER_CONFIG_PATH", str(path))
+        runtime.reset()
+
+    return apply

@@ -36,9 +36,24 @@ def assert_openai_error(response: dict, status: int, code: str | None = None, me
         (json.dumps({"model": "smart-cheap-router", "messages": []}), 400, "invalid_request", "messages"),
         (json.dumps({"model": "smart-cheap-router", "messages": "hello"}), 400, "invalid_request", "messages"),
         (json.dumps({"model": 42, "messages": OK_MESSAGES}), 400, "invalid_request", "model"),
-        (json.dumps({"model": "smart-cheap-router", "messages": [{"role": "user", "content": "  "}]}), 400, None, "no text"),
-        (json.dumps({"model": "smart-cheap-router", "messages": [{"role": "wizard", "content": "x"}]}), 400, None, "role"),
-        (json.dumps({"model": "smart-cheap-router", "messages": OK_MESSAGES, "temperature": 9}), 400, None, "temperature"),
+        (
+            json.dumps({"model": "smart-cheap-router", "messages": [{"role": "user", "content": "  "}]}),
+            400,
+            None,
+            "no text",
+        ),
+        (
+            json.dumps({"model": "smart-cheap-router", "messages": [{"role": "wizard", "content": "x"}]}),
+            400,
+            None,
+            "role",
+        ),
+        (
+            json.dumps({"model": "smart-cheap-router", "messages": OK_MESSAGES, "temperature": 9}),
+            400,
+            None,
+            "temperature",
+        ),
         (json.dumps({"model": "smart-cheap-router", "messages": OK_MESSAGES, "n": 3}), 400, None, "n"),
         (json.dumps({"model": "no-such-router", "messages": OK_MESSAGES}), 404, "model_not_found", "no-such-router"),
     ],
@@ -57,7 +72,9 @@ def assert_openai_error(response: dict, status: int, code: str | None = None, me
         "unknown-router",
     ],
 )
-def test_bad_chat_bodies_are_rejected_clearly(stack: Stack, body: str, status: int, code: str | None, mentions: str) -> None:
+def test_bad_chat_bodies_are_rejected_clearly(
+    stack: Stack, body: str, status: int, code: str | None, mentions: str
+) -> None:
     assert_openai_error(stack.chat_request(body), status, code, mentions)
     assert stack.router_state()["counts"]["turns"] == 0
 

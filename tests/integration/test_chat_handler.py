@@ -26,7 +26,9 @@ def five_message_conversation(prompt: str) -> list[dict[str, str]]:
 
 
 def test_chat_answers_in_openai_format_with_router_headers(stack: Stack) -> None:
-    response = stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    response = stack.chat_request(
+        {"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]}
+    )
     assert response["statusCode"] == 200, response
     headers = response["headers"]
     body = json.loads(response["body"])
@@ -45,7 +47,9 @@ def test_chat_answers_in_openai_format_with_router_headers(stack: Stack) -> None
 
 
 def test_turn_and_spend_are_recorded_in_the_cell(stack: Stack) -> None:
-    response = stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    response = stack.chat_request(
+        {"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]}
+    )
     model = response["headers"]["x-router-model"]
     state = stack.router_state()
     cell = next(c for c in state["cells"] if c["request_type"] == "code_generation" and c["model"] == model)
@@ -80,13 +84,17 @@ def test_satisfied_follow_up_queues_one_signal_for_the_previous_turn(stack: Stac
     turn_id = first["headers"]["x-router-turn-id"]
     model = first["headers"]["x-router-model"]
     messages = [*five_message_conversation(CODE_PROMPT), {"role": "assistant", "content": "def merge(a, b): ..."}]
-    messages.append({"role": "user", "content": "thanks, that works! now write me a python function that does the inverse"})
+    messages.append(
+        {"role": "user", "content": "thanks, that works! now write me a python function that does the inverse"}
+    )
     second = stack.chat_request({"model": "smart-cheap-router", "messages": messages}, session=session)
     implicit = json.loads(second["body"])["router"]["implicit_feedback"]
     assert implicit == {"turn_id": turn_id, "kind": "satisfaction", "reward": 1.0}
     result = stack.drain_signals()
     assert result == {"batchItemFailures": []}
-    cell = next(c for c in stack.router_state()["cells"] if c["request_type"] == "code_generation" and c["model"] == model)
+    cell = next(
+        c for c in stack.router_state()["cells"] if c["request_type"] == "code_generation" and c["model"] == model
+    )
     assert cell["feedback"] == 1
     assert cell["alpha"] == pytest.approx(cell["prior_alpha"] + 1.0, abs=1e-3)
     assert cell["beta"] == pytest.approx(cell["prior_beta"], abs=1e-3)
@@ -132,15 +140,24 @@ def test_state_read_failure_falls_back_to_the_default_model(stack: Stack, monkey
     from router_core import runtime
 
     # Warm the key cache, then make every state read fail (e.g. DynamoDB throttling).
-    assert stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": "hi"}]})["statusCode"] == 200
+    assert (
+        stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": "hi"}]})[
+            "statusCode"
+        ]
+        == 200
+    )
 
     def throttled(*args: object, **kwargs: object) -> None:
         from botocore.exceptions import ClientError
 
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "BatchGetItem")
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "BatchGetItem"
+        )
 
     monkeypatch.setattr(runtime.store(), "read_for_chat", throttled)
-    response = stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    response = stack.chat_request(
+        {"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]}
+    )
     assert response["statusCode"] == 200
     assert response["headers"]["x-router-model"] == "fast"
     assert response["headers"]["x-router-fallback"] == "default_model"
@@ -153,7 +170,9 @@ def test_turn_write_failure_still_answers(stack: Stack, monkeypatch: pytest.Monk
         raise RuntimeError("table unavailable")
 
     monkeypatch.setattr(runtime.store(), "record_turn", broken)
-    response = stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    response = stack.chat_request(
+        {"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]}
+    )
     assert response["statusCode"] == 200
     assert "x-router-turn-id" not in response["headers"]
 

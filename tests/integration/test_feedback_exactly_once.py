@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import boto3
 import pytest
@@ -17,7 +18,9 @@ pytestmark = pytest.mark.integration
 
 def gated_turn(stack: Stack, prompt: str = CODE_PROMPT, key: str | None = None) -> tuple[str, str]:
     """A turn whose conversation passes the signal gate: (turn id, model)."""
-    response = stack.chat_request({"model": "smart-cheap-router", "messages": five_message_conversation(prompt)}, key=key)
+    response = stack.chat_request(
+        {"model": "smart-cheap-router", "messages": five_message_conversation(prompt)}, key=key
+    )
     assert response["statusCode"] == 200, response
     return response["headers"]["x-router-turn-id"], response["headers"]["x-router-model"]
 
@@ -65,7 +68,9 @@ def test_another_keys_turn_is_404(stack: Stack) -> None:
 
 
 def test_feedback_below_the_gate_is_recorded_not_applied(stack: Stack) -> None:
-    response = stack.chat_request({"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]})
+    response = stack.chat_request(
+        {"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]}
+    )
     turn_id, model = response["headers"]["x-router-turn-id"], response["headers"]["x-router-model"]
     feedback = stack.feedback_request({"turn_id": turn_id, "rating": "up"})
     assert feedback["statusCode"] == 202
@@ -79,14 +84,16 @@ def test_duplicate_sqs_delivery_is_counted_once(stack: Stack) -> None:
     turn_id, model = gated_turn(stack)
     messages = [*five_message_conversation(CODE_PROMPT), {"role": "assistant", "content": "def merge(): ..."}]
     messages.append({"role": "user", "content": "that's wrong, it still fails on empty lists"})
-    follow = stack.chat_request(
-        {"model": "smart-cheap-router", "messages": messages}, session=turn_id.split(".")[0]
-    )
+    follow = stack.chat_request({"model": "smart-cheap-router", "messages": messages}, session=turn_id.split(".")[0])
     assert json.loads(follow["body"])["router"]["implicit_feedback"]["reward"] == 0.0
     sqs = boto3.client("sqs", region_name=REGION)
-    got = sqs.receive_message(QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    got = sqs.receive_message(QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])[
+        "Messages"
+    ]
     assert len(got) == 1
-    arn = sqs.get_queue_attributes(QueueUrl=stack.resources.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    arn = sqs.get_queue_attributes(QueueUrl=stack.resources.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     # The same message delivered twice (at-least-once delivery), in two batches and within one.
     for event in (sqs_event(got, arn), sqs_event(got, arn), sqs_event(got + got, arn)):
         assert stack.call(stack.feedback, event) == {"batchItemFailures": []}
@@ -136,12 +143,17 @@ def test_poison_message_is_reported_failed_and_the_rest_applied(stack: Stack) ->
     assert cell(stack, model)["feedback"] == 1
 
 
-def test_eight_threads_times_one_hundred_feedbacks_grow_the_cell_by_exactly_800(stack: Stack) -> None:
+def test_eight_threads_times_one_hundred_feedbacks_grow_the_cell_by_exactly_800(
+    stack: Stack, router_settings: Any
+) -> None:
     from router_core import runtime
     from router_core.feedback import apply_feedback
     from router_core.keys import hash_key
     from router_core.store import Turn, TurnKey
 
+    # Feedback rate limits are per key per minute: lifted for this load test only.
+    # Forgetting off: the assertion is exact, and decay would shave evidence while the test runs.
+    router_settings(feedback_per_minute_per_key=10_000, forgetting_half_life_hours=None)
     config = runtime.config()
     store = runtime.store()
     key_hash = hash_key(stack.api_key)
@@ -158,19 +170,34 @@ def test_eight_threads_times_one_hundred_feedbacks_grow_the_cell_by_exactly_800(
             conversation_messages=6,
             created_at=0.0,
         )
-        store.record_turn(turn, input_tokens=10, output_tokens=10, cost_usd=0.0, baseline_usd=0.0, propensity=0.5, ttl_seconds=3600, shards=1)
+        store.record_turn(
+            turn,
+            input_tokens=10,
+            output_tokens=10,
+            cost_usd=0.0,
+            baseline_usd=0.0,
+            propensity=0.5,
+            ttl_seconds=3600,
+            shards=1,
+        )
         turns.append(turn)
     before = cell(stack, "fast", "writing")
 
     def score(chunk: list[Turn]) -> int:
         applied = 0
         for t in chunk:
-            outcome = apply_feedback(store, config, t.key, 1.0 if len(t.key.session_id) % 2 else 0.0, source="implicit", kind="satisfaction", turn=t)
+            outcome = apply_feedback(
+                store,
+                config,
+                t.key,
+                1.0 if len(t.key.session_id) % 2 else 0.0,
+                source="implicit",
+                kind="satisfaction",
+                turn=t,
+            )
             applied += outcome.applied
         return applied
 
-    # Feedback rate limits are per key per minute; lift it for this load test only.
-    object.__setattr__(config.routers["smart-cheap-router"], "feedback_per_minute_per_key", 10_000)
     with ThreadPoolExecutor(max_workers=8) as pool:
         applied = sum(pool.map(score, [turns[i::8] for i in range(8)]))
     after = cell(stack, "fast", "writing")
@@ -179,12 +206,8 @@ def test_eight_threads_times_one_hundred_feedbacks_grow_the_cell_by_exactly_800(
     assert after["feedback"] - before["feedback"] == 800
 
 
-def test_feedback_rate_limit_per_key_is_429(stack: Stack) -> None:
-    from router_core import runtime
-
-    object.__setattr__(runtime.config().routers["smart-cheap-router"], "feedback_per_minute_per_key", 2)
-    try:
-        statuses = [stack.feedback_request({"turn_id": gated_turn(stack)[0], "rating": "up"})["statusCode"] for _ in range(3)]
-    finally:
-        object.__setattr__(runtime.config().routers["smart-cheap-router"], "feedback_per_minute_per_key", 120)
+def test_feedback_rate_limit_per_key_is_429(stack: Stack, router_settings: Any) -> None:
+    router_settings(feedback_per_minute_per_key=2)
+    turns = [gated_turn(stack)[0] for _ in range(3)]
+    statuses = [stack.feedback_request({"turn_id": t, "rating": "up"})["statusCode"] for t in turns]
     assert statuses == [200, 200, 429]

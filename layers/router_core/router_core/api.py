@@ -107,7 +107,9 @@ def parse_body(raw: str | None, model: type[ModelT], max_bytes: int) -> ModelT:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json") from exc
+        raise InvalidRequest(
+            f"request body is not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json"
+        ) from exc
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object", code="invalid_json")
     try:

@@ -7,6 +7,7 @@ message that names the field and the reason (`ConfigError`).
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -27,6 +28,8 @@ REQUEST_TYPES: tuple[str, ...] = (
 """The request types the classifier can return, in display order."""
 
 CONFIG_ENV = "ROUTER_CONFIG_PATH"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:/-]{1,100}$")
+"""Router, model and provider names (they are parts of DynamoDB keys separated by '#')."""
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -147,6 +150,11 @@ class RouterConfig(_Strict):
     noticed; None keeps evidence forever (never a hard sample cap)."""
     exploration_floor: Annotated[float, Field(ge=0.0, le=0.5)] = 0.02
     """Share of requests routed uniformly at random, so every propensity is ≥ floor/len(models)."""
+    posterior_temper: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0
+    """Thompson draws come from Beta(τα, τβ): the posterior's mean with τ times its concentration
+    (τ ≥ 1, unitless; 1 = plain posterior sampling). Plain Thompson sampling over-explores small
+    cells; τ = 2 measured better on the MMLU replay (benchmarks/learning.py). Dashboards still
+    show the untempered posterior."""
     cell_shards: Annotated[int, Field(ge=1, le=64)] = 1
     """Counter items per (type, model) cell; raise for a very hot cell (a config change only)."""
     feedback_per_minute_per_key: Annotated[int, Field(ge=1)] = 120
@@ -192,6 +200,10 @@ class GatewayConfig(_Strict):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
+        for kind, names in (("models", self.models), ("routers", self.routers), ("providers", self.providers)):
+            for name in names:
+                if not NAME_PATTERN.match(name):
+                    raise ValueError(f"{kind}.{name}: names may use letters, digits and . _ : / - (max 100)")
         for name, model in self.models.items():
             if model.provider not in self.providers:
                 raise ValueError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from router_core.config import GatewayConfig
@@ -57,7 +58,9 @@ def apply_feedback(
     if source == "explicit":
         turn = store.get_turn(key)
         if turn is None:
-            raise NotFound("no such turn for this key (unknown, expired or another key's)", param="turn_id", code="turn_not_found")
+            raise NotFound(
+                "no such turn for this key (unknown, expired or another key's)", param="turn_id", code="turn_not_found"
+            )
         if not turn.routed:
             raise Conflict("this turn named a model directly, so the router did not choose it", code="not_routed")
         if turn.scored_source == "explicit":
@@ -106,7 +109,7 @@ def _explain_conflict(conflict: TransactionConflict, key: TurnKey, reward: float
         logger.warning("implicit signal over the key's feedback rate; dropped", extra={"turn_id": key.turn_id})
         return FeedbackOutcome(False, key.turn_id, reward, reason="rate_limited")
     if turn_reason == "ConditionalCheckFailed":
-        old: dict[str, Any] | None = conflict.items[0] if conflict.items else None
+        old: Mapping[str, Any] | None = conflict.items[0] if conflict.items else None
         if source == "explicit":
             if old is not None and old.get("scored_source") == "explicit":
                 raise Conflict("this turn already has explicit feedback", code="already_scored")

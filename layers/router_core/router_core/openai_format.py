@@ -44,9 +44,7 @@ def router_facts(turn: RoutedTurn) -> dict[str, Any]:
         "cost_usd": round(turn.cost_usd, 9),
         "baseline_cost_usd": round(turn.baseline_usd, 9),
         "fallback": turn.fallback,
-        "attempts": [
-            {"model": a.model, "outcome": a.outcome, "status": a.status} for a in turn.result.attempts
-        ],
+        "attempts": [{"model": a.model, "outcome": a.outcome, "status": a.status} for a in turn.result.attempts],
         "feedback_gate": {
             "messages": turn.gate_messages,
             "required": turn.gate_required,
@@ -68,7 +66,11 @@ def _ids(turn: RoutedTurn) -> tuple[str, int]:
 
 def _usage(turn: RoutedTurn) -> dict[str, int]:
     c = turn.result.completion
-    return {"prompt_tokens": c.input_tokens, "completion_tokens": c.output_tokens, "total_tokens": c.input_tokens + c.output_tokens}
+    return {
+        "prompt_tokens": c.input_tokens,
+        "completion_tokens": c.output_tokens,
+        "total_tokens": c.input_tokens + c.output_tokens,
+    }
 
 
 def completion_body(turn: RoutedTurn) -> str:
@@ -81,7 +83,9 @@ def completion_body(turn: RoutedTurn) -> str:
             "object": "chat.completion",
             "created": created,
             "model": turn.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
+            ],
             "usage": _usage(turn),
             "router": router_facts(turn),
         }

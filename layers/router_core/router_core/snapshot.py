@@ -30,7 +30,9 @@ def build_snapshot(store: RouterStore, config: GatewayConfig, router_filter: str
         cells = {
             (c.request_type, c.model): c
             for c in aggregate_cells(
-                [i for i in raw_cells if str(i["sk"]).startswith(name + "#")], now=now, half_life_s=half_life_seconds(router)
+                [i for i in raw_cells if str(i["sk"]).startswith(name + "#")],
+                now=now,
+                half_life_s=half_life_seconds(router),
             )
             if c.router == name
         }
@@ -39,7 +41,11 @@ def build_snapshot(store: RouterStore, config: GatewayConfig, router_filter: str
 
 
 def _router_snapshot(
-    config: GatewayConfig, name: str, cells: dict[tuple[str, str], CellCounters], events: list[ActivityEvent], now: float
+    config: GatewayConfig,
+    name: str,
+    cells: dict[tuple[str, str], CellCounters],
+    events: list[ActivityEvent],
+    now: float,
 ) -> dict[str, Any]:
     router = config.routers[name]
     picks = sum(c.picks for c in cells.values())

@@ -258,6 +258,8 @@ class RouterStore:
         self.clock = clock
         self.rng = rng or random.Random()
         self.stats = CallStats()
+        self.client: Any = None
+        """The DynamoDB client; None means the cached default (set one to wrap or meter calls)."""
 
     # -- plumbing
 
@@ -271,7 +273,7 @@ class RouterStore:
             self.stats.add(op, holder.get("response", {}), time.perf_counter() - start)
 
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
-        method = getattr(_client(), _snake(op))
+        method = getattr(self.client or _client(), _snake(op))
         with self._timed(op) as holder:
             response: dict[str, Any] = method(ReturnConsumedCapacity="TOTAL", **kwargs)
             holder["response"] = response
@@ -335,7 +337,9 @@ class RouterStore:
             plain = _plain(raw)
             pk = plain["pk"]
             if pk.startswith("KEY#"):
-                client_key = ClientKey(key_hash=key_hash, name=str(plain.get("name", "")), disabled=bool(plain.get("disabled", False)))
+                client_key = ClientKey(
+                    key_hash=key_hash, name=str(plain.get("name", "")), disabled=bool(plain.get("disabled", False))
+                )
             elif pk.startswith("TURN#") and previous is not None:
                 prev_turn = _turn_from_item(plain, previous)
             elif pk == CELLS_PK:
@@ -463,7 +467,9 @@ class RouterStore:
         if "Item" not in response:
             return None
         plain = _plain(response["Item"])
-        return ClientKey(key_hash=key_hash, name=str(plain.get("name", "")), disabled=bool(plain.get("disabled", False)))
+        return ClientKey(
+            key_hash=key_hash, name=str(plain.get("name", "")), disabled=bool(plain.get("disabled", False))
+        )
 
     def put_client_key(self, key_hash: str, name: str) -> None:
         self._call(
@@ -685,7 +691,9 @@ class RouterStore:
 # --------------------------------------------------------------------------- pure helpers
 
 
-def aggregate_cells(raw_items: Sequence[Mapping[str, Any]], *, now: float, half_life_s: float | None) -> list[CellCounters]:
+def aggregate_cells(
+    raw_items: Sequence[Mapping[str, Any]], *, now: float, half_life_s: float | None
+) -> list[CellCounters]:
     """Sum shard items into cells, applying the decay elapsed since each shard's `decayed_at`."""
     from router_core.bandit import decay_factor
 

@@ -23,8 +23,8 @@ from router_core.config import GatewayConfig, RouterConfig
 from router_core.errors import InvalidRequest, NotFound, UpstreamFailed
 from router_core.keys import KeyCache, hash_key, require_active
 from router_core.providers import ChatParams, UpstreamError
-from router_core.signals_queue import SignalMessage
 from router_core.signals import Signal, conversation_length, detect_feedback, gate_passed
+from router_core.signals_queue import SignalMessage
 from router_core.store import CellCounters, ChatReads, RouterStore, Turn, TurnKey
 from router_core.upstream import AllUpstreamsFailed, UpstreamResult, call_with_fallback
 
@@ -133,13 +133,19 @@ class TurnRouter:
                 code="model_not_found",
             )
         router = self.config.routers[router_name] if router_name else None
-        request_types = router.request_types if router else tuple(self.config.routers[next(iter(self.config.routers))].request_types)
+        request_types = (
+            router.request_types
+            if router
+            else tuple(self.config.routers[next(iter(self.config.routers))].request_types)
+        )
         classification: Classification = classify(messages, request_types)
         timings["classify"] = (time.perf_counter() - t0) * 1000
 
-        session_id = check_session_id(session_header) or check_session_id(
-            (request.metadata or {}).get("session_id")
-        ) or uuid.uuid4().hex
+        session_id = (
+            check_session_id(session_header)
+            or check_session_id((request.metadata or {}).get("session_id"))
+            or uuid.uuid4().hex
+        )
         index = sum(1 for m in request.messages if m.role == "assistant")
         if index > 999_999:
             raise InvalidRequest("too many assistant messages in one conversation", param="messages")
@@ -194,9 +200,11 @@ class TurnRouter:
                 except Exception:
                     logger.exception("decision failed; routing to the default model")
                     fallback = "default_model"
-            order = list(decision.ranking) if decision else [router.default_model] + [
-                m for m in router.models if m != router.default_model
-            ]
+            order = (
+                list(decision.ranking)
+                if decision
+                else [router.default_model] + [m for m in router.models if m != router.default_model]
+            )
         else:
             order = [request.model]
         timings["decide"] = (time.perf_counter() - t_decide) * 1000
@@ -228,7 +236,10 @@ class TurnRouter:
         try:
             result = call_with_fallback(order, params, self.config, max_models=3 if router else 1)
         except AllUpstreamsFailed as exc:
-            logger.warning("all upstreams failed", extra={"attempts": [a.__dict__ if hasattr(a, "__dict__") else str(a) for a in exc.attempts]})
+            logger.warning(
+                "all upstreams failed",
+                extra={"attempts": [a.__dict__ if hasattr(a, "__dict__") else str(a) for a in exc.attempts]},
+            )
             raise UpstreamFailed(
                 "the model did not answer in time" if exc.status == 504 else "every candidate model failed to answer",
                 status=exc.status,

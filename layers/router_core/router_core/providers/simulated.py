@@ -44,10 +44,11 @@ _FOOTER_RE = re.compile(r"\[simulated answer by (?P<model>[^\]\n:]+): (?P<verdic
 _VERDICT_REQUEST_RE = re.compile(r"\bPASS\b.*\bFAIL\b|\bFAIL\b.*\bPASS\b", re.DOTALL)
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 # Words that say "write code" rather than what the code does; kept out of function names.
-_REQUEST_WORDS = frozenset(
-    "write create implement make build give please can could you need want the and that which with for from into "
-    "this python javascript typescript function method class script program code snippet using".split()
+_REQUEST_WORDING = (
+    "write create implement make build give please can could you need want the and that which "
+    "with for from into this python javascript typescript function method class script program code snippet using"
 )
+_REQUEST_WORDS = frozenset(_REQUEST_WORDING.split())
 
 _SENTENCES_PER_TIER: dict[int, int] = {1: 1, 2: 3, 3: 5, 4: 7}
 """Body sentences per quality tier: bigger models write longer answers."""
@@ -253,7 +254,7 @@ class SimulatedProvider:
             satisfied = rng.random() < self.quality(name, params.request_type)
             previous = _latest(params.messages, "assistant")
             for _ in range(8):  # a draw equal to the previous answer is drawn again
-                body = _answer(rng, name, model.quality_tier, params.request_type, latest_user, satisfied)
+                body = _answer(rng, model.quality_tier, params.request_type, latest_user, satisfied)
                 text, finish = _fit(body, params.max_tokens, footer(name, satisfied))
                 if text != previous:
                     break
@@ -308,7 +309,7 @@ def _topic(text: str) -> str:
     return first or "your request"
 
 
-def _answer(rng: random.Random, name: str, tier: int, request_type: str, request: str, satisfied: bool) -> str:
+def _answer(rng: random.Random, tier: int, request_type: str, request: str, satisfied: bool) -> str:
     kind = request_type if request_type in _BODY_OK else "general"
     topic = _topic(request)
     count = _SENTENCES_PER_TIER.get(tier, 3)
