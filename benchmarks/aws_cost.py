@@ -28,9 +28,11 @@ PRICE_DDB_WRU_PER_M = 0.625
 PRICE_DDB_RRU_PER_M = 0.125
 PRICE_SQS_PER_M = 0.40
 PRICE_LOGS_PER_GB = 0.50  # CloudWatch Logs ingestion
-LAMBDA_PLATFORM_LOG_BYTES = 350  # START / END / REPORT lines per invocation
-SIGNAL_SHARE = 0.5
-"""Share of turns whose follow-up carries an implicit signal (one SQS message each)."""
+LOG_BYTES_PER_REQUEST = 900
+"""One JSON metrics line carrying the decision (template: SystemLogLevel WARN drops START/END/REPORT)."""
+SIGNAL_SHARE = 0.2
+"""Default share of turns whose follow-up carries an implicit signal (one SQS message and one
+feedback transaction each); most follow-ups carry no praise or complaint. --signal-share sets it."""
 SQS_REQUESTS_PER_SIGNAL = 1.2
 """SendMessage, plus the event source mapping's batched receive and delete (batch of 10)."""
 MODEL_LATENCIES_S = (0.0, 0.5, 1.0, 2.0, 5.0)
@@ -41,7 +43,7 @@ def item_size(item: dict[str, Any]) -> int:
     size = 0
     for name, value in item.items():
         size += len(name.encode())
-        (kind, v), = value.items()
+        ((kind, v),) = value.items()
         if kind == "S":
             size += len(v.encode())
         elif kind == "N":
@@ -110,7 +112,7 @@ class CapacityMeter:
         elif op == "transact_write_items":
             sizes = []
             for entry in kwargs["TransactItems"]:
-                (action, spec), = entry.items()
+                ((_action, spec),) = entry.items()
                 key = spec.get("Key") or {"pk": spec["Item"]["pk"], "sk": spec["Item"]["sk"]}
                 sizes.append(self._existing_size(spec["TableName"], key))
             self.wru += write_units(sizes, transactional=True)
@@ -143,8 +145,13 @@ def measure(requests: int) -> dict[str, Any]:
         try:
             auth = {"authorization": f"Bearer {key}", "content-type": "application/json"}
             # Warm the key cache and the code paths, as a warm Lambda would be.
-            body = {"model": "smart-cheap-router", "messages": [{"role": "user", "content": "Write a Python function to add."}]}
-            chat.lambda_handler(http_event("POST", "/v1/chat/completions", body=json.dumps(body), headers=auth), LambdaContext())
+            body = {
+                "model": "smart-cheap-router",
+                "messages": [{"role": "user", "content": "Write a Python function to add."}],
+            }
+            chat.lambda_handler(
+                http_event("POST", "/v1/chat/completions", body=json.dumps(body), headers=auth), LambdaContext()
+            )
             chat_stats: list[dict[str, float]] = []
             handler_ms: list[float] = []
             turn_ids: list[str] = []
@@ -160,20 +167,29 @@ def measure(requests: int) -> dict[str, Any]:
                 runtime.store().stats.calls.clear()
                 t0 = time.perf_counter()
                 out = chat.lambda_handler(
-                    http_event("POST", "/v1/chat/completions", body=json.dumps({"model": "smart-cheap-router", "messages": convo}), headers=auth),
+                    http_event(
+                        "POST",
+                        "/v1/chat/completions",
+                        body=json.dumps({"model": "smart-cheap-router", "messages": convo}),
+                        headers=auth,
+                    ),
                     LambdaContext(),
                 )
                 handler_ms.append((time.perf_counter() - t0) * 1000)
                 assert out["statusCode"] == 200, out
                 turn_ids.append(out["headers"]["x-router-turn-id"])
                 ddb_calls = sum(v for k, v in runtime.store().stats.calls.items() if not k.startswith("SQS"))
-                chat_stats.append({"round_trips": ddb_calls, "rru": meter.rru - before[0], "wru": meter.wru - before[1]})
+                chat_stats.append(
+                    {"round_trips": ddb_calls, "rru": meter.rru - before[0], "wru": meter.wru - before[1]}
+                )
             fb_stats: list[dict[str, float]] = []
             for turn_id in turn_ids:
                 before = (meter.rru, meter.wru)
                 runtime.store().stats.calls.clear()
                 out = feedback.lambda_handler(
-                    http_event("POST", "/v1/feedback", body=json.dumps({"turn_id": turn_id, "rating": "up"}), headers=auth),
+                    http_event(
+                        "POST", "/v1/feedback", body=json.dumps({"turn_id": turn_id, "rating": "up"}), headers=auth
+                    ),
                     LambdaContext(),
                 )
                 assert out["statusCode"] in (200, 429), out
@@ -213,8 +229,9 @@ def measure(requests: int) -> dict[str, Any]:
 
 def chat_function_settings() -> tuple[int, str]:
     """MemorySize (MB) and architecture of ChatFunction, from template.yaml."""
-    from tests.aws_env import template_resources
     from samtranslator.yaml_helper import yaml_parse
+
+    from tests.aws_env import template_resources
 
     with open(Path(__file__).resolve().parent.parent / "template.yaml", encoding="utf-8") as fh:
         template = yaml_parse(fh.read())
@@ -225,20 +242,24 @@ def chat_function_settings() -> tuple[int, str]:
     return memory, arch
 
 
-def price_per_million(measured: dict[str, Any], model_latency_s: float, memory_mb: int, arch: str) -> dict[str, float]:
+def price_per_million(
+    measured: dict[str, Any], model_latency_s: float, memory_mb: int, arch: str, signal_share: float = SIGNAL_SHARE
+) -> dict[str, float]:
     """USD per 1M routed requests (models themselves excluded)."""
     chat = measured["chat"]
     fb = measured["feedback"]
     handler_s = chat["handler_ms_p50"] / 1000
-    lambda_chat = (handler_s + model_latency_s) * memory_mb / 1024 * PRICE_LAMBDA_GB_S[arch] * 1e6 + PRICE_LAMBDA_REQ_PER_M
+    lambda_chat = (handler_s + model_latency_s) * memory_mb / 1024 * PRICE_LAMBDA_GB_S[
+        arch
+    ] * 1e6 + PRICE_LAMBDA_REQ_PER_M
     # Implicit signals: one SQS message per signalled turn; the consumer runs once per batch of up to 10.
-    signals = SIGNAL_SHARE
+    signals = signal_share
     lambda_feedback = signals / 10 * (PRICE_LAMBDA_REQ_PER_M + 0.05 * 256 / 1024 * PRICE_LAMBDA_GB_S[arch] * 1e6)
     ddb = (chat["write_units_mean"] + signals * fb["write_units_mean"]) * PRICE_DDB_WRU_PER_M + (
         chat["read_units_mean"]
     ) * PRICE_DDB_RRU_PER_M
     sqs = signals * SQS_REQUESTS_PER_SIGNAL * PRICE_SQS_PER_M
-    logs = (LAMBDA_PLATFORM_LOG_BYTES + 900) * 1e6 / 1e9 * PRICE_LOGS_PER_GB
+    logs = LOG_BYTES_PER_REQUEST * 1e6 / 1e9 * PRICE_LOGS_PER_GB
     parts = {
         "api_gateway": PRICE_HTTP_API_PER_M,
         "lambda_chat": lambda_chat,
@@ -255,11 +276,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.aws_cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--out", default="benchmarks/results/aws_cost.json")
+    parser.add_argument(
+        "--signal-share", type=float, default=SIGNAL_SHARE, help="share of turns with an implicit signal"
+    )
     args = parser.parse_args(argv)
 
     measured = measure(args.requests)
     memory, arch = chat_function_settings()
-    table = {f"{lat:g}s": price_per_million(measured, lat, memory, arch) for lat in MODEL_LATENCIES_S}
+    table = {
+        f"{lat:g}s": price_per_million(measured, lat, memory, arch, args.signal_share) for lat in MODEL_LATENCIES_S
+    }
 
     from rich.console import Console
     from rich.table import Table
@@ -269,8 +295,20 @@ def main(argv: list[str] | None = None) -> int:
     for col in ("path", "round trips", "read units", "write units", "transactions"):
         t.add_column(col, justify="right")
     c, f = measured["chat"], measured["feedback"]
-    t.add_row("chat", f"{c['round_trips_mean']:.2f} (max {c['round_trips_max']})", f"{c['read_units_mean']:.2f}", f"{c['write_units_mean']:.2f}", "0")
-    t.add_row("feedback", f"{f['round_trips_mean']:.2f}", f"{f['read_units_mean']:.2f}", f"{f['write_units_mean']:.2f}", f"{f['transactions_mean']:.2f}")
+    t.add_row(
+        "chat",
+        f"{c['round_trips_mean']:.2f} (max {c['round_trips_max']})",
+        f"{c['read_units_mean']:.2f}",
+        f"{c['write_units_mean']:.2f}",
+        "0",
+    )
+    t.add_row(
+        "feedback",
+        f"{f['round_trips_mean']:.2f}",
+        f"{f['read_units_mean']:.2f}",
+        f"{f['write_units_mean']:.2f}",
+        f"{f['transactions_mean']:.2f}",
+    )
     console.print(t)
     p = Table(title=f"USD per 1M routed requests (ChatFunction {memory} MB {arch}; models excluded)")
     p.add_column("model latency", justify="right")

@@ -28,6 +28,8 @@ def chat() -> Response[str]:
     metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=turn.cost_usd)
     if turn.fallback:
         metrics.add_metric(name="Fallbacks", unit=MetricUnit.Count, value=1)
+    # The decision rides on the metrics line: one log record per request (ingestion is billed per GB).
+    metrics.add_metadata(key="decision", value=turn.decision_log or {"fallback": turn.fallback, "model": turn.model})
     if request.stream:
         return Response(200, "text/event-stream", sse_body(turn), headers=router_headers(turn))
     return Response(200, JSON, completion_body(turn), headers=router_headers(turn))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from router_core.config import REQUEST_TYPES, ConfigError, load_config, parse_config
 
 pytestmark = pytest.mark.unit
@@ -42,17 +41,37 @@ def test_baseline_is_the_most_expensive_model_for_the_tokens() -> None:
     [
         (lambda c: c["models"]["fast"].pop("output_usd_per_mtok"), "models.fast.output_usd_per_mtok", "Field required"),
         (lambda c: c["models"]["fast"].update(input_usd_per_mtok=-1), "models.fast.input_usd_per_mtok", "greater than"),
-        (lambda c: c["routers"]["smart-cheap-router"].update(weights={"quality": 0.9, "cost": 0.3}), "weights", "must be 1"),
-        (lambda c: c["routers"]["smart-cheap-router"].update(default_model="huge"), "default_model", "not one of models"),
+        (
+            lambda c: c["routers"]["smart-cheap-router"].update(weights={"quality": 0.9, "cost": 0.3}),
+            "weights",
+            "must be 1",
+        ),
+        (
+            lambda c: c["routers"]["smart-cheap-router"].update(default_model="huge"),
+            "default_model",
+            "not one of models",
+        ),
         (lambda c: c["routers"]["smart-cheap-router"].update(models=["fast", "nope"]), "'nope'", "not one of models"),
         (lambda c: c["models"]["smart"].update(provider="azure"), "models.smart.provider", "not one of providers"),
         (lambda c: c["models"]["smart"].update(strengths=["poetry"]), "models.smart.strengths", "unknown request type"),
-        (lambda c: c["routers"]["smart-cheap-router"].update(signal_gate_min_messages=0), "signal_gate_min_messages", "greater than or equal to 1"),
-        (lambda c: c["routers"]["smart-cheap-router"].update(exploration_floor=0.9), "exploration_floor", "less than or equal to 0.5"),
+        (
+            lambda c: c["routers"]["smart-cheap-router"].update(signal_gate_min_messages=0),
+            "signal_gate_min_messages",
+            "greater than or equal to 1",
+        ),
+        (
+            lambda c: c["routers"]["smart-cheap-router"].update(exploration_floor=0.9),
+            "exploration_floor",
+            "less than or equal to 0.5",
+        ),
         (lambda c: c["routers"]["smart-cheap-router"].update(prior_mass=0), "prior_mass", "greater than 0"),
         (lambda c: c["routers"]["smart-cheap-router"].update(typo_field=1), "typo_field", "Extra inputs"),
         (lambda c: c["routers"]["smart-cheap-router"].update(request_types=["writing"]), "request_types", "general"),
-        (lambda c: c["routers"].update({"bad#name": c["routers"]["smart-cheap-router"]}), "routers.bad#name", "letters"),
+        (
+            lambda c: c["routers"].update({"bad#name": c["routers"]["smart-cheap-router"]}),
+            "routers.bad#name",
+            "letters",
+        ),
     ],
     ids=[
         "missing-price",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from router_core.errors import AuthenticationFailed
 from router_core.keys import KEY_PREFIX, KeyCache, bearer_token, generate_key, hash_key
 from router_core.store import ClientKey, TurnKey, aggregate_cells
@@ -69,7 +68,9 @@ def test_keys_are_random_prefixed_and_hashed() -> None:
     assert hash_key(a) != a and len(hash_key(a)) == 64
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer  ", "Token rk-x", "Bearer sk-other", "Bearer " + "rk-" + "x" * 300])
+@pytest.mark.parametrize(
+    "header", [None, "", "Bearer", "Bearer  ", "Token rk-x", "Bearer sk-other", "Bearer " + "rk-" + "x" * 300]
+)
 def test_malformed_authorization_is_401(header: str | None) -> None:
     with pytest.raises(AuthenticationFailed):
         bearer_token(header)

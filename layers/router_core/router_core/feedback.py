@@ -10,8 +10,8 @@ rating on an implicitly scored turn replaces that reward (the cell moves by the 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from router_core.config import GatewayConfig

@@ -63,6 +63,8 @@ class RoutedTurn:
     gate_passed: bool
     implicit_feedback: ImplicitFeedback | None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    decision_log: dict[str, Any] | None = None
+    """Candidates, sampled values, scores and propensity: logged once per turn for off-policy evaluation."""
 
 
 def estimate_prompt_tokens(messages: Sequence[dict[str, Any]]) -> int:
@@ -208,22 +210,22 @@ class TurnRouter:
         else:
             order = [request.model]
         timings["decide"] = (time.perf_counter() - t_decide) * 1000
-        if decision is not None:
-            logger.info(
-                "routing decision",
-                extra={
-                    "router": router_name,
-                    "request_type": classification.request_type,
-                    "classifier_rule": classification.rule,
-                    "candidates": list(decision.scores),
-                    "sampled": decision.sampled,
-                    "scores": decision.scores,
-                    "chosen": decision.model,
-                    "propensity": decision.propensity,
-                    "explored": decision.explored,
-                    "session_id": session_id,
-                },
-            )
+        decision_log = (
+            {
+                "router": router_name,
+                "request_type": classification.request_type,
+                "classifier_rule": classification.rule,
+                "candidates": list(decision.scores),
+                "sampled": {m: round(v, 5) for m, v in decision.sampled.items()},
+                "scores": {m: round(v, 5) for m, v in decision.scores.items()},
+                "chosen": decision.model,
+                "propensity": round(decision.propensity, 6),
+                "explored": decision.explored,
+                "session_id": session_id,
+            }
+            if decision is not None
+            else None
+        )
 
         # ---- call the model (retry once, then the next-best model)
         t_up = time.perf_counter()
@@ -321,6 +323,9 @@ class TurnRouter:
             gate_passed=passed,
             implicit_feedback=implicit,
             timings_ms=timings,
+            decision_log=None
+            if decision_log is None
+            else {**decision_log, "turn_id": turn_id, "answered_by": answered},
         )
 
     def _queue_implicit_signal(self, previous: Turn, messages: list[dict[str, Any]]) -> ImplicitFeedback | None:

@@ -8,6 +8,7 @@ Providers create their network clients lazily, never at import.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from router_core.config import (
     BedrockProviderConfig,
@@ -25,8 +26,6 @@ from router_core.providers.base import (
     estimate_tokens,
     messages_text,
 )
-from router_core.providers.bedrock import BedrockProvider
-from router_core.providers.openai_compatible import OpenAICompatibleProvider
 from router_core.providers.simulated import SimulatedProvider, footer, read_footer
 
 __all__ = [
@@ -81,16 +80,36 @@ def reset_providers() -> None:
         cached = list(_cache.values())
         _cache.clear()
     for _, provider in cached:
-        if isinstance(provider, OpenAICompatibleProvider):
-            provider.close()
+        close = getattr(provider, "close", None)
+        if close is not None:
+            close()
 
 
 def _build(name: str, config: GatewayConfig) -> Provider:
     settings = config.providers[name]
     if isinstance(settings, SimulatedProviderConfig):
         return SimulatedProvider(name, settings, config.models)
+    # Imported on first use: httpx and the Bedrock client cost cold-start time to import,
+    # and a deployment that never uses a provider type never pays for it.
     if isinstance(settings, OpenAICompatibleProviderConfig):
+        from router_core.providers.openai_compatible import OpenAICompatibleProvider
+
         return OpenAICompatibleProvider(name, settings)
     if isinstance(settings, BedrockProviderConfig):
+        from router_core.providers.bedrock import BedrockProvider
+
         return BedrockProvider(name, settings)
     raise TypeError(f"provider {name!r}: unsupported type {type(settings).__name__}")
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy exports of the provider classes whose modules import heavy clients.
+    if name == "OpenAICompatibleProvider":
+        from router_core.providers.openai_compatible import OpenAICompatibleProvider
+
+        return OpenAICompatibleProvider
+    if name == "BedrockProvider":
+        from router_core.providers.bedrock import BedrockProvider
+
+        return BedrockProvider
+    raise AttributeError(name)
