@@ -228,18 +228,11 @@ def measure(requests: int) -> dict[str, Any]:
 
 
 def chat_function_settings() -> tuple[int, str]:
-    """MemorySize (MB) and architecture of ChatFunction, from template.yaml."""
-    from samtranslator.yaml_helper import yaml_parse
+    """MemorySize (MB) and architecture of ChatFunction, from template.yaml (SAM globals applied)."""
+    from tests.aws_env import stack_template
 
-    from tests.aws_env import template_resources
-
-    with open(Path(__file__).resolve().parent.parent / "template.yaml", encoding="utf-8") as fh:
-        template = yaml_parse(fh.read())
-    glob = template.get("Globals", {}).get("Function", {})
-    props = template_resources()["ChatFunction"]["Properties"]
-    memory = int(props.get("MemorySize", glob.get("MemorySize", 128)))
-    arch = (props.get("Architectures") or glob.get("Architectures") or ["x86_64"])[0]
-    return memory, arch
+    props = stack_template().properties("ChatFunction")
+    return int(props.get("MemorySize", 128)), (props.get("Architectures") or ["x86_64"])[0]
 
 
 def price_per_million(

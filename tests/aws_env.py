@@ -1,44 +1,46 @@
-"""Test plumbing for moto: one global lock, resources built from template.yaml, real v2.0 events.
+"""Test plumbing for moto and handler events, built on the local stack's own modules.
 
-moto's backends do read-modify-write without a lock, so concurrent ADDs get lost; one lock
-around the botocore stubber (one request at a time, like a real service's atomic items) makes
-concurrency tests meaningful.
+Tables and queues come from template.yaml (through the SAM transform), moto runs behind the one
+global lock with item-level transaction rollback, and events are the exact API Gateway v2.0
+events the local HTTP API builds: integration tests, benchmarks and the local stack share one
+implementation, so none of them can drift from what is deployed.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import threading
 import time
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.core.botocore_stubber import BotocoreStubber
-from samtranslator.yaml_helper import yaml_parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEMPLATE = os.path.join(ROOT, "template.yaml")
+from tools.local_stack import aws as local_aws
+from tools.local_stack.apigw import HttpRequest, build_event
+from tools.local_stack.moto_transactions import patch_transactions
+from tools.local_stack.routes import ApiSpec, read_api
+from tools.local_stack.sigv4 import Credential
+from tools.local_stack.sqs_poller import sqs_record
+from tools.local_stack.template import ACCOUNT_ID, StackTemplate
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
-ACCOUNT = "123456789012"
-
-_moto_lock = threading.RLock()
-_original_call = BotocoreStubber.__call__
-
-
-def _locked_call(self: BotocoreStubber, *args: Any, **kwargs: Any) -> Any:
-    with _moto_lock:
-        return _original_call(self, *args, **kwargs)
+ACCOUNT = ACCOUNT_ID
+DASHBOARD_USER = Credential(
+    access_key_id="AKIATESTDASHBOARD000",
+    secret_access_key="unused-by-handler-tests",
+    account_id=ACCOUNT,
+    user_arn=f"arn:aws:iam::{ACCOUNT}:user/dashboard",
+    user_id="AIDATESTDASHBOARD000",
+)
 
 
 def lock_moto() -> None:
     """Serialise every in-process moto request, with item-level transaction rollback (idempotent)."""
-    from tools.local_stack.moto_transactions import patch_transactions
-
-    BotocoreStubber.__call__ = _locked_call  # type: ignore[method-assign]
+    local_aws.patch_moto_lock()
     patch_transactions()
 
 
@@ -56,9 +58,14 @@ def fake_aws_environment() -> dict[str, str]:
     }
 
 
-def template_resources() -> dict[str, Any]:
-    with open(TEMPLATE, encoding="utf-8") as fh:
-        return dict(yaml_parse(fh.read())["Resources"])
+@lru_cache(maxsize=1)
+def stack_template() -> StackTemplate:
+    return StackTemplate.load(TEMPLATE, region=REGION)
+
+
+@lru_cache(maxsize=1)
+def api_spec() -> ApiSpec:
+    return read_api(stack_template(), ("http://localhost:8080",))
 
 
 @dataclass(frozen=True)
@@ -69,37 +76,15 @@ class Resources:
 
 
 def create_resources() -> Resources:
-    """The DynamoDB table and SQS queues exactly as template.yaml declares them."""
-    res = template_resources()
-    table = res["RouterTable"]["Properties"]
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    name = "RouterTable-" + uuid.uuid4().hex[:8]
-    ddb.create_table(
-        TableName=name,
-        KeySchema=table["KeySchema"],
-        AttributeDefinitions=table["AttributeDefinitions"],
-        BillingMode=table["BillingMode"],
+    """The DynamoDB table and SQS queues exactly as template.yaml declares them (inside mock_aws)."""
+    made = local_aws.create_resources(
+        stack_template(), boto3.client("dynamodb", region_name=REGION), boto3.client("sqs", region_name=REGION)
     )
-    ttl = table["TimeToLiveSpecification"]
-    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-    sqs = boto3.client("sqs", region_name=REGION)
-    dlq_props = res["SignalDeadLetterQueue"]["Properties"]
-    dlq_url = sqs.create_queue(
-        QueueName="signals-dlq-" + name[-8:],
-        Attributes={"MessageRetentionPeriod": str(dlq_props["MessageRetentionPeriod"])},
-    )["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    q = res["SignalQueue"]["Properties"]
-    queue_url = sqs.create_queue(
-        QueueName="signals-" + name[-8:],
-        Attributes={
-            "VisibilityTimeout": str(q["VisibilityTimeout"]),
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(q["RedrivePolicy"]["maxReceiveCount"])}
-            ),
-        },
-    )["QueueUrl"]
-    return Resources(table_name=name, queue_url=queue_url, dlq_url=dlq_url)
+    return Resources(
+        table_name=made.tables["RouterTable"].name,
+        queue_url=made.queues["SignalQueue"].url,
+        dlq_url=made.queues["SignalDeadLetterQueue"].url,
+    )
 
 
 @dataclass
@@ -107,7 +92,7 @@ class LambdaContext:
     """The attributes Powertools reads from a Lambda context."""
 
     function_name: str = "test-function"
-    memory_limit_in_mb: int = 256
+    memory_limit_in_mb: int = 128
     invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test-function"
     aws_request_id: str = "00000000-0000-0000-0000-000000000000"
     timeout_s: float = 29.0
@@ -126,83 +111,36 @@ def http_event(
     body: str | bytes | None = None,
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
-    iam_access_key: str | None = None,
+    signed: bool = False,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API payload v2.0 event, as API Gateway sends it to Lambda."""
-    hdrs = {k.lower(): v for k, v in (headers or {}).items()}
-    hdrs.setdefault("host", "api.example.com")
-    hdrs.setdefault("user-agent", "pytest")
-    raw_query = "&".join(f"{k}={v}" for k, v in (query or {}).items())
-    is_b64 = isinstance(body, bytes)
-    authorizer: dict[str, Any] | None = None
-    if iam_access_key is not None:
-        authorizer = {
-            "iam": {
-                "accessKey": iam_access_key,
-                "accountId": ACCOUNT,
-                "callerId": "AIDAEXAMPLE",
-                "cognitoIdentity": None,
-                "principalOrgId": None,
-                "userArn": f"arn:aws:iam::{ACCOUNT}:user/dashboard",
-                "userId": "AIDAEXAMPLE",
-            }
-        }
-    now = time.time()
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": f"{method} {path}",
-        "rawPath": path,
-        "rawQueryString": raw_query,
-        "headers": hdrs,
-        "requestContext": {
-            "accountId": ACCOUNT,
-            "apiId": "api",
-            "domainName": hdrs["host"],
-            "domainPrefix": "api",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": "pytest",
-            },
-            "requestId": uuid.uuid4().hex,
-            "routeKey": f"{method} {path}",
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "timeEpoch": int(now * 1000),
-        },
-        "isBase64Encoded": is_b64,
-    }
-    if query:
-        event["queryStringParameters"] = dict(query)
-    if authorizer:
-        event["requestContext"]["authorizer"] = authorizer
-    if body is not None:
-        event["body"] = base64.b64encode(body).decode() if isinstance(body, bytes) else body
-    return event
+    """The API Gateway HTTP API v2.0 event for a request on one of the template's routes.
+
+    `signed` adds the IAM caller context API Gateway adds after verifying a SigV4 signature.
+    """
+    found = api_spec().find(method, path)
+    if found is None:
+        raise ValueError(f"{method} {path} is not a route of template.yaml")
+    route, params = found
+    hdrs = {"host": "api.example.com", "user-agent": "pytest", **(headers or {})}
+    raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
+    request = HttpRequest(
+        method=method,
+        raw_path=path,
+        raw_query="&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        headers=tuple(hdrs.items()),
+        body=raw,
+    )
+    return build_event(
+        request,
+        route,
+        params,
+        api_id="testapi",
+        account_id=ACCOUNT,
+        request_id=uuid.uuid4().hex,
+        caller=DASHBOARD_USER if signed else None,
+    )
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """An SQS batch event as Lambda's event source mapping delivers it."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {
-                    "ApproximateReceiveCount": m.get("Attributes", {}).get("ApproximateReceiveCount", "1"),
-                    "SentTimestamp": str(int(time.time() * 1000)),
-                    "SenderId": "AIDAEXAMPLE",
-                    "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
-                },
-                "messageAttributes": {},
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
+    """An SQS batch event as Lambda's event source mapping delivers it (ReceiveMessage results)."""
+    return {"Records": [sqs_record(m, queue_arn, REGION) for m in messages]}

@@ -66,9 +66,7 @@ class Stack:
         return self.call(self.feedback, http_event("POST", "/v1/feedback", body=payload, headers=headers))
 
     def state_request(self, *, signed: bool = True, query: dict[str, str] | None = None) -> dict[str, Any]:
-        return self.call(
-            self.state, http_event("GET", "/v1/state", query=query, iam_access_key="AKIDLOCAL" if signed else None)
-        )
+        return self.call(self.state, http_event("GET", "/v1/state", query=query, signed=signed))
 
     def drain_signals(self) -> dict[str, Any]:
         """Receive every queued signal and deliver it to the feedback handler as one SQS event."""

@@ -189,7 +189,14 @@ def test_same_seed_gives_the_same_picks() -> None:
     ("arms", "floor"),
     [
         ([Arm("fast", Posterior(6.0, 4.0), 0.03), Arm("smart", Posterior(9.0, 2.0), 0.45)], 0.02),
-        ([Arm("a", Posterior(2.4, 1.6), 0.0), Arm("b", Posterior(2.8, 1.2), 0.1), Arm("c", Posterior(1.0, 1.0), 0.0)], 0.2),
+        (
+            [
+                Arm("a", Posterior(2.4, 1.6), 0.0),
+                Arm("b", Posterior(2.8, 1.2), 0.1),
+                Arm("c", Posterior(1.0, 1.0), 0.0),
+            ],
+            0.2,
+        ),
         ([Arm(f"m{i}", Posterior(20.0 + 6 * i, 30.0 - 2 * i), 0.02 * i) for i in range(6)], 0.05),
     ],
 )
@@ -234,7 +241,9 @@ def test_a_third_model_does_not_change_the_first_two_models_scores() -> None:
     three = pick_model([a, b, c], quality_weight=0.7, cost_weight=0.3, rng=random.Random(3))
     for model in ("a", "b"):
         assert three.scores[model] == pytest.approx(two.scores[model], abs=1e-4)
-        assert two.scores[model] == pytest.approx(0.7 * {"a": 0.8, "b": 0.7}[model] - 0.3 * {"a": 0.2, "b": 0.05}[model], abs=1e-4)
+        assert two.scores[model] == pytest.approx(
+            0.7 * {"a": 0.8, "b": 0.7}[model] - 0.3 * {"a": 0.2, "b": 0.05}[model], abs=1e-4
+        )
     assert [m for m in three.ranking if m != "c"] == list(two.ranking)
     shares_two = pick_shares([a, b], quality_weight=0.7, cost_weight=0.3, rng=random.Random(0))
     shares_three = pick_shares([a, b, c], quality_weight=0.7, cost_weight=0.3, rng=random.Random(0))
@@ -263,7 +272,12 @@ def test_zero_quality_weight_picks_the_cheapest_deterministically() -> None:
 
 @pytest.mark.parametrize(
     ("pick", "other", "shift"),
-    [((5.6, 2.4), (4.8, 3.2), 0.1), ((160.0, 40.0), (120.0, 60.0), 0.05), ((3.0, 9.0), (30.0, 70.0), -0.02), ((2.0, 2.0), (2.0, 2.0), 0.0)],
+    [
+        ((5.6, 2.4), (4.8, 3.2), 0.1),
+        ((160.0, 40.0), (120.0, 60.0), 0.05),
+        ((3.0, 9.0), (30.0, 70.0), -0.02),
+        ((2.0, 2.0), (2.0, 2.0), 0.0),
+    ],
 )
 def test_numerical_win_probability_matches_direct_integration(
     pick: tuple[float, float], other: tuple[float, float], shift: float
@@ -289,7 +303,13 @@ def test_numerical_win_probabilities_match_monte_carlo_for_many_arms() -> None:
 
 def test_tempering_samples_a_narrower_beta_with_the_same_mean() -> None:
     arms = [Arm("a", Posterior(3.0, 2.0), 0.0)]
-    draws = {t: [pick_model(arms, quality_weight=1, cost_weight=0, rng=random.Random(s), posterior_temper=t).sampled["a"] for s in range(4000)] for t in (1.0, 4.0)}
+    draws = {
+        t: [
+            pick_model(arms, quality_weight=1, cost_weight=0, rng=random.Random(s), posterior_temper=t).sampled["a"]
+            for s in range(4000)
+        ]
+        for t in (1.0, 4.0)
+    }
     mean1, mean4 = (sum(v) / len(v) for v in draws.values())
     var1, var4 = (sum((x - m) ** 2 for x in v) / len(v) for v, m in zip(draws.values(), (mean1, mean4), strict=True))
     assert mean1 == pytest.approx(0.6, abs=0.015) and mean4 == pytest.approx(0.6, abs=0.015)
@@ -308,7 +328,12 @@ def test_tempering_samples_a_narrower_beta_with_the_same_mean() -> None:
     ],
 )
 def test_unusable_input_raises_a_clear_error(kwargs: dict, message: str) -> None:
-    call = {"arms": [Arm("a", Posterior(1, 1), 0.0)], "quality_weight": 0.7, "cost_weight": 0.3, "rng": random.Random(0)}
+    call = {
+        "arms": [Arm("a", Posterior(1, 1), 0.0)],
+        "quality_weight": 0.7,
+        "cost_weight": 0.3,
+        "rng": random.Random(0),
+    }
     call.update(kwargs)
     with pytest.raises(BanditError, match=message):
         pick_model(**call)

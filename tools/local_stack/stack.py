@@ -329,6 +329,8 @@ class LocalStack:
                 str(self.options.traffic_rounds),
                 "--rate",
                 str(self.options.traffic_rate),
+                # A dissatisfied follow-up on failure: the demo then learns from both sides.
+                "--negative-signals",
             ],
             cwd=root,
             env=env,
@@ -337,7 +339,7 @@ class LocalStack:
             stderr=subprocess.STDOUT,
         )
         self.notes.append(
-            f"synthetic traffic: {self.options.traffic_rounds} rounds at {self.options.traffic_rate}/s "
+            f"synthetic traffic: {self.options.traffic_rounds} sessions, {self.options.traffic_rate:g} s apart "
             f"(log: {log_path}; --no-traffic to disable)"
         )
 

@@ -1,0 +1,117 @@
+"""Upstream faults seen through the chat handler: retry, fallback, clear 502/504, no feedback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.fake_upstream import Behaviour, FakeUpstream
+from tests.integration.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+PROMPT = {"model": "smart-cheap-router", "messages": [{"role": "user", "content": "Write a Python function to sort."}]}
+
+
+@pytest.fixture
+def upstream(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUpstream]:
+    """The handlers on a config whose two models live on a real HTTP upstream on 127.0.0.1."""
+    from router_core import runtime
+    from router_core.providers import reset_providers
+
+    with FakeUpstream() as fake:
+        config: dict[str, Any] = {
+            "providers": {"local": {"type": "openai_compatible", "base_url": fake.base_url}},
+            "models": {
+                "fast": {
+                    "provider": "local",
+                    "upstream_model": "m-fast",
+                    "input_usd_per_mtok": 0.15,
+                    "output_usd_per_mtok": 0.6,
+                },
+                "smart": {
+                    "provider": "local",
+                    "upstream_model": "m-smart",
+                    "input_usd_per_mtok": 2.5,
+                    "output_usd_per_mtok": 10,
+                },
+            },
+            "routers": {"smart-cheap-router": {"models": ["fast", "smart"], "default_model": "fast"}},
+            "upstream_timeout_seconds": 0.5,
+            "request_deadline_seconds": 2.0,
+        }
+        path = tmp_path / "routers.yaml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        monkeypatch.setenv("ROUTER_CONFIG_PATH", str(path))
+        runtime.reset()
+        reset_providers()
+        yield fake
+        reset_providers()
+
+
+def error_of(response: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(response["body"])["error"]
+
+
+def test_every_model_failing_with_500_is_a_clear_502(stack: Stack, upstream: FakeUpstream) -> None:
+    upstream.set_behaviour(Behaviour.server_error(500))
+    response = stack.chat_request(PROMPT)
+    assert response["statusCode"] == 502
+    error = error_of(response)
+    assert error["type"] == "upstream_error" and error["code"] == "upstream_failed"
+    # One attempt plus one retry on each model.
+    assert upstream.count("m-fast") == 2 and upstream.count("m-smart") == 2
+    state = stack.router_state()
+    assert state["counts"] == {"turns": 0, "feedback": 0}
+
+
+def test_malformed_upstream_json_everywhere_is_502(stack: Stack, upstream: FakeUpstream) -> None:
+    upstream.set_behaviour(Behaviour.malformed())
+    response = stack.chat_request(PROMPT)
+    assert response["statusCode"] == 502
+    assert error_of(response)["code"] == "upstream_failed"
+
+
+def test_a_timeout_everywhere_is_a_clear_504_before_the_gateway_cuts_off(stack: Stack, upstream: FakeUpstream) -> None:
+    upstream.set_behaviour(Behaviour.slow(5.0))
+    response = stack.chat_request(PROMPT)
+    assert response["statusCode"] == 504
+    assert error_of(response)["code"] == "upstream_timeout"
+
+
+def test_a_429_is_retried_once_and_then_answers(stack: Stack, upstream: FakeUpstream) -> None:
+    upstream.script(Behaviour.rate_limited("0"), model="m-fast")
+    upstream.script(Behaviour.rate_limited("0"), model="m-smart")
+    upstream.set_behaviour(Behaviour.ok("fine"))
+    response = stack.chat_request(PROMPT)
+    assert response["statusCode"] == 200, response
+    body = json.loads(response["body"])
+    attempts = body["router"]["attempts"]
+    assert [a["outcome"] for a in attempts] == ["rate_limited", "ok"]
+    assert attempts[0]["model"] == attempts[1]["model"] == response["headers"]["x-router-model"]
+    assert "x-router-fallback" not in response["headers"]
+
+
+def test_a_broken_model_falls_back_to_the_next_one_and_is_never_scored(stack: Stack, upstream: FakeUpstream) -> None:
+    upstream.set_behaviour(Behaviour.server_error(503), model="m-smart")
+    upstream.set_behaviour(Behaviour.ok(), model="m-fast")
+    fallbacks = 0
+    for _ in range(25):
+        response = stack.chat_request(PROMPT)
+        assert response["statusCode"] == 200
+        assert response["headers"]["x-router-model"] == "fast"
+        if response["headers"].get("x-router-fallback") == "next_model":
+            fallbacks += 1
+            assert "x-router-propensity" not in response["headers"]
+    assert fallbacks >= 1
+    state = stack.router_state()
+    cells = {(c["request_type"], c["model"]): c for c in state["cells"]}
+    assert cells[("code_generation", "smart")]["routed"] == 0
+    assert cells[("code_generation", "fast")]["routed"] == 25
+    assert state["counts"]["feedback"] == 0
+    assert all(c["alpha"] == c["prior_alpha"] and c["beta"] == c["prior_beta"] for c in state["cells"])
