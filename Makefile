@@ -25,7 +25,7 @@ $(BIN)/python: requirements-dev.txt layers/router_core/requirements.txt
 setup: $(BIN)/python ## create .venv with every dependency (runs automatically)
 
 run: setup ## run the whole system locally on 127.0.0.1 (API, pages, moto, simulated models, traffic)
-	$(BIN)/python -m tools.local_stack
+	$(BIN)/python -m tools.local_stack $(ARGS)
 
 test: setup ## run every test: unit, integration (moto), e2e (local stack), browser (chromium)
 	$(BIN)/python -m pytest

@@ -95,9 +95,69 @@ _TAIL_GROWTH = 1.4  # ... by this factor each
 _MAX_PANELS = 200
 _NEGLIGIBLE = 1e-14
 
+_GH_MIN_RATIO = 0.7  # Gauss-Hermite only when every rival's CDF step is at least this wide (in sds)
+_GH_MASS_TOLERANCE = 1e-7
+
 # 4-point Gauss-Legendre rule on [-1, 1]
 _GL_X = (-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526)
 _GL_W = (0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538)
+
+
+def _gauss_hermite(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Nodes and weights of the n-point Gauss-Hermite rule (weight e^{-x²}), by Newton's method
+    on the orthonormal Hermite recurrence (n even); weights are returned multiplied by e^{x²}."""
+    if n % 2:
+        raise ValueError("n must be even")
+    xs: list[float] = []
+    ws: list[float] = []
+    z = 0.0
+    for i in range(n // 2):
+        if i == 0:
+            z = math.sqrt(2.0 * n + 1.0) - 1.85575 * (2.0 * n + 1.0) ** (-1.0 / 6.0)
+        elif i == 1:
+            z -= 1.14 * n**0.426 / z
+        elif i == 2:
+            z = 1.86 * z - 0.86 * xs[0]
+        elif i == 3:
+            z = 1.91 * z - 0.91 * xs[1]
+        else:
+            z = 2.0 * z - xs[i - 2]
+        dp = 0.0
+        for _ in range(100):
+            p1, p2 = math.pi**-0.25, 0.0
+            for j in range(1, n + 1):
+                p1, p2 = z * math.sqrt(2.0 / j) * p1 - math.sqrt((j - 1.0) / j) * p2, p1
+            dp = math.sqrt(2.0 * n) * p2
+            step = p1 / dp
+            z -= step
+            if abs(step) < 1e-15:
+                break
+        xs.append(z)
+        ws.append(2.0 / (dp * dp))
+    nodes = [-x for x in xs] + xs[::-1]  # n is even: the roots come in ± pairs
+    weights = ws + ws[::-1]
+    return tuple(nodes), tuple(w * math.exp(x * x) for x, w in zip(nodes, weights, strict=True))
+
+
+def _digamma(x: float) -> float:
+    r = 0.0
+    while x < 6.0:
+        r -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    return r + math.log(x) - 0.5 / x - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))))
+
+
+def _trigamma(x: float) -> float:
+    r = 0.0
+    while x < 6.0:
+        r += 1.0 / (x * x)
+        x += 1.0
+    f = 1.0 / (x * x)
+    return r + 1.0 / x + f / 2.0 + f / x * (1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f / 30)))
+
+
+_GH_X, _GH_W_EXP = _gauss_hermite(20)
 
 
 class BanditError(ValueError):
@@ -544,9 +604,72 @@ def _win_probability(
         competitors.append((other, shift))
     if not competitors:
         return 1.0
+    if len(competitors) == 1 and k == 2:
+        other, shift = competitors[0]
+        if _feature_width(other, shift, me) < _GH_MIN_RATIO * _logit_sd(me):
+            # a narrower rival: integrate over it instead, P_i = 1 − P(rival wins)
+            flipped = _gauss_hermite_probability(other, [(me, -shift)])
+            if flipped is not None:
+                return min(max(1.0 - flipped, 0.0), 1.0)
+    if all(_feature_width(o, sh, me) >= _GH_MIN_RATIO * _logit_sd(me) for o, sh in competitors):
+        fast = _gauss_hermite_probability(me, competitors)
+        if fast is not None:
+            return fast
     zs, ws, resolved = _nodes(me, competitors)
     if strict and not resolved:
         return None
+    return _integrate(me, zs, ws, competitors)
+
+
+def _logit_sd(d: _LogitBeta) -> float:
+    """Standard deviation of logit(q) for q ~ Beta(a, b): sqrt(ψ'(a) + ψ'(b))."""
+    return math.sqrt(_trigamma(d.a) + _trigamma(d.b))
+
+
+def _feature_width(other: _LogitBeta, shift: float, me: _LogitBeta) -> float:
+    """Width (one sd) of `other`'s CDF step in `me`'s logit coordinate, at `other`'s mode; inf if
+    the step falls outside (0, 1) there (the CDF is then flat over `me`'s range)."""
+    q_other = _sigmoid(other.mode_z)
+    q = q_other - shift
+    if not (0.0 < q < 1.0):
+        return math.inf
+    return _logit_sd(other) * q_other * (1.0 - q_other) / (q * (1.0 - q))
+
+
+def _gauss_hermite_probability(me: _LogitBeta, competitors: Sequence[tuple[_LogitBeta, float]]) -> float | None:
+    """P(me beats every competitor) by Gauss-Hermite quadrature centred on me's logit mean.
+
+    Returns None when the rule does not integrate me's own density to its mass within 1e-7
+    (strongly skewed or heavy-tailed shapes): the caller then uses Gauss-Legendre panels.
+    """
+    mu = _digamma(me.a) - _digamma(me.b)
+    scale = math.sqrt(2.0) * _logit_sd(me)
+    zs = [mu + scale * x for x in _GH_X]
+    ws = [w * scale for w in _GH_W_EXP]
+    total, mass = _weighted_product(me, zs, ws, competitors)
+    inner = 1.0 - me.lump_lo - me.lump_hi
+    if abs(mass - inner) > _GH_MASS_TOLERANCE or me.lump_lo or me.lump_hi:
+        return None
+    return min(max(total / mass * inner, 0.0), 1.0)
+
+
+def _integrate(
+    me: _LogitBeta, zs: Sequence[float], ws: Sequence[float], competitors: Sequence[tuple[_LogitBeta, float]]
+) -> float:
+    total, mass = _weighted_product(me, zs, ws, competitors)
+    inner = 1.0 - me.lump_lo - me.lump_hi
+    prob = total / mass * inner if mass > 0.0 else 0.0
+    if me.lump_lo:
+        prob += me.lump_lo * _product_of_cdfs(competitors, _HALF_TAIL_Q)
+    if me.lump_hi:
+        prob += me.lump_hi * _product_of_cdfs(competitors, 1.0 - _HALF_TAIL_Q)
+    return min(max(prob, 0.0), 1.0)
+
+
+def _weighted_product(
+    me: _LogitBeta, zs: Sequence[float], ws: Sequence[float], competitors: Sequence[tuple[_LogitBeta, float]]
+) -> tuple[float, float]:
+    """(Σ w·f_me(z)·Π_j F_j(σ(z) + shift_j), Σ w·f_me(z)) over the nodes z with weights w."""
     exp, log, log1p = math.exp, math.log, math.log1p
     n = len(zs)
     qs = [0.0] * n
@@ -592,14 +715,7 @@ def _win_probability(
                     + (t3 - t2) * h * f[kk + 1]
                 )
                 product[idx] = p * (0.0 if v < 0.0 else (1.0 if v > 1.0 else v))
-    mass = math.fsum(weight)
-    inner = 1.0 - me.lump_lo - me.lump_hi
-    prob = math.fsum(product) / mass * inner if mass > 0.0 else 0.0
-    if me.lump_lo:
-        prob += me.lump_lo * _product_of_cdfs(competitors, _HALF_TAIL_Q)
-    if me.lump_hi:
-        prob += me.lump_hi * _product_of_cdfs(competitors, 1.0 - _HALF_TAIL_Q)
-    return min(max(prob, 0.0), 1.0)
+    return math.fsum(product), math.fsum(weight)
 
 
 def _product_of_cdfs(competitors: Iterable[tuple[_LogitBeta, float]], q: float) -> float:
