@@ -282,7 +282,9 @@ class RouterPolicy:
         self.cost_weight = ratio / (1.0 + ratio)
         self.router = router
         self.rng = rng
-        self.half_life_s = None if router.forgetting_half_life_hours is None else router.forgetting_half_life_hours * 3600
+        self.half_life_s = (
+            None if router.forgetting_half_life_hours is None else router.forgetting_half_life_hours * 3600
+        )
         self.models = (pool.weak, pool.strong)
         self.cost_weak = pool.cost_weak
         self.priors = [
@@ -645,7 +647,13 @@ def run_job(job: Job) -> dict[str, Any]:
         policy = make_policy(job.policy, pool, knob, stream, rng, router)
         regret_price = knob if job.policy in SWEEPS_PRICE else REGRET_PRICE
         result = replay(
-            pool, stream, scenario, policy, knob=knob, regret_price=regret_price, requests_per_hour=job.requests_per_hour
+            pool,
+            stream,
+            scenario,
+            policy,
+            knob=knob,
+            regret_price=regret_price,
+            requests_per_hour=job.requests_per_hour,
         )
         recoveries = [recovery(result.post_change[t]) for t in sorted(stream.affected_by(pool, scenario))]
         out.append(
@@ -676,4 +684,3 @@ def price_cut_types(pool: Pool, price: float = REGRET_PRICE) -> frozenset[int]:
         for t in range(len(pool.types))
         if pool.acc_strong[t] - price <= pool.acc_weak[t] < pool.acc_strong[t] - new_price
     )
-

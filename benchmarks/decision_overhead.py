@@ -32,12 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import benchmarks  # noqa: F401  (puts the layer on the import path)
 from router_core.bandit import Arm, pick_model
 from router_core.classifier import classify
 from router_core.config import GatewayConfig, parse_config
 from router_core.store import CellCounters
 from router_core.turns import build_arms, estimate_prompt_tokens
+
+import benchmarks  # noqa: F401  (puts the layer on the import path)
 from tools.corpus import PROMPTS, opening_messages
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decision_overhead.json"
@@ -82,7 +83,9 @@ def learned_cells(config: GatewayConfig, turns: int, seed: int = 2) -> dict[str,
     router = config.routers[ROUTER]
     rng = random.Random(seed)
     quality = {
-        (t, m): min(0.97, 0.35 + 0.12 * CATALOGUE[m][0] + (0.1 if t in CATALOGUE[m][3] else 0.0) + rng.uniform(-0.1, 0.1))
+        (t, m): min(
+            0.97, 0.35 + 0.12 * CATALOGUE[m][0] + (0.1 if t in CATALOGUE[m][3] else 0.0) + rng.uniform(-0.1, 0.1)
+        )
         for t in router.request_types
         for m in router.models
     }
@@ -143,13 +146,17 @@ def stats(samples: Sequence[float]) -> dict[str, float]:
     }
 
 
-def measure(config: GatewayConfig, cells: dict[str, dict[str, CellCounters]], count: int, warmup: int) -> dict[str, Any]:
+def measure(
+    config: GatewayConfig, cells: dict[str, dict[str, CellCounters]], count: int, warmup: int
+) -> dict[str, Any]:
     """Time the full decision, pick_model alone and the baselines on one router state."""
     router = config.routers[ROUTER]
     convs = conversations(256)
     rng = random.Random(3)
     types = [classify(m, router.request_types).request_type for m in convs]
-    arms_by_conv = [build_arms(config, router, t, cells[t], estimate_prompt_tokens(m)) for t, m in zip(types, convs, strict=True)]
+    arms_by_conv = [
+        build_arms(config, router, t, cells[t], estimate_prompt_tokens(m)) for t, m in zip(types, convs, strict=True)
+    ]
 
     def decision(i: int) -> object:
         messages = convs[i % len(convs)]
@@ -233,10 +240,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = r["baseline_plain_ts_argmax"]["p99"]
         for what in ("decision", "pick_model", "classify", "baseline_plain_ts_argmax"):
             s = r[what]
-            table.add_row(name, what, f"{s['p50']:.1f}", f"{s['p95']:.1f}", f"{s['p99']:.1f}", f"{s['mean']:.1f}", f"{s['p99'] / base:.1f}x")
+            table.add_row(
+                name,
+                what,
+                f"{s['p50']:.1f}",
+                f"{s['p95']:.1f}",
+                f"{s['p99']:.1f}",
+                f"{s['mean']:.1f}",
+                f"{s['p99'] / base:.1f}x",
+            )
         table.add_section()
     Console().print(table)
-    print(f"goal: decision p99 <= {GOAL_P99_US:.0f} µs: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in payload["meets_goal"].items()))
+    print(
+        f"goal: decision p99 <= {GOAL_P99_US:.0f} µs: "
+        + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in payload["meets_goal"].items())
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -49,6 +49,7 @@ from benchmarks._replay import (
     SCENARIOS,
     SWEEPS_PRICE,
     Job,
+    RunResult,
     apgr,
     cpt,
     demo_check,
@@ -56,11 +57,10 @@ from benchmarks._replay import (
     mmlu_pool,
     run_job,
     summarize,
-    RunResult,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "learning.json"
-PRICES = (0.0, 0.03, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.32, 0.45, 0.65)
+PRICES = (0.0, 0.04, 0.07, 0.1, 0.13, 0.17, 0.22, 0.3, 0.42, 0.6)
 """Price of one strong call, accuracy units: the cost-weight sweep (0.1 is also the regret price)."""
 RANDOM_P = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 QUICK_PRICES = (0.0, 0.06, 0.1, 0.15, 0.25, 0.45)
@@ -263,7 +263,8 @@ def print_table(results: dict[str, Any], demo: dict[str, Any]) -> None:
     console.print(
         f"demo check (80 sessions): code_generation smart share {code['mean']:.3f} "
         f"[{code['ci95'][0]:.3f}, {code['ci95'][1]:.3f}], {demo['seeds_meeting_0_90']} seeds ≥ 0.90; "
-        f"factual_lookup fast share {fact['mean']:.3f}, prefers fast in {demo['factual_lookup_prefers_fast_seeds']} seeds"
+        f"factual_lookup fast share {fact['mean']:.3f}, "
+        f"prefers fast in {demo['factual_lookup_prefers_fast_seeds']} seeds"
     )
 
 

@@ -8,7 +8,6 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from router_core import bandit
 from router_core.bandit import (
     DEFAULT_POSTERIOR_TEMPER,

@@ -14,7 +14,7 @@ The rule (`pick_model`)
 
 `posterior_temper` τ ≥ 1 samples from a Beta with the posterior's mean and τ times its
 concentration. Thompson sampling over-explores over short horizons and small cells (it keeps
-paying for arms whose posteriors overlap only in the tails); τ = 2 removed part of that cost on
+paying for arms whose posteriors overlap only in the tails); τ = 3 removed part of that cost on
 the MMLU replay (`benchmarks/learning.py`) while keeping every arm reachable. The posterior
 itself (shown on the dashboard, `Posterior.interval`) is never tempered.
 
@@ -51,6 +51,7 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 __all__ = [
     "DEFAULT_POSTERIOR_TEMPER",
@@ -77,7 +78,7 @@ MAX_PRIOR_MEAN = 0.9
 """Prior means are capped here so a declared strength never looks certain."""
 MAX_EVIDENCE = 1e9
 """Largest accepted evidence count per side; larger (or infinite) values are clamped."""
-DEFAULT_POSTERIOR_TEMPER = 2.0
+DEFAULT_POSTERIOR_TEMPER = 3.0
 """Default τ of the pick rule (same as `RouterConfig.posterior_temper`)."""
 MIN_SAMPLING_SHAPE = 0.5
 """Tempered shapes below this are raised to it for sampling. A Beta(0.05, b) puts a third of its
@@ -95,7 +96,7 @@ _TAIL_GROWTH = 1.4  # ... by this factor each
 _MAX_PANELS = 200
 _NEGLIGIBLE = 1e-14
 
-_GH_MIN_RATIO = 0.7  # Gauss-Hermite only when every rival's CDF step is at least this wide (in sds)
+_GH_MIN_RATIO = 0.8  # Gauss-Hermite only when every rival's CDF step is at least 0.8 sd of this arm wide
 _GH_MASS_TOLERANCE = 1e-7
 
 # 4-point Gauss-Legendre rule on [-1, 1]
@@ -157,7 +158,7 @@ def _trigamma(x: float) -> float:
     return r + 1.0 / x + f / 2.0 + f / x * (1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f / 30)))
 
 
-_GH_X, _GH_W_EXP = _gauss_hermite(20)
+_GH_X, _GH_W_EXP = _gauss_hermite(24)
 
 
 class BanditError(ValueError):
@@ -245,7 +246,7 @@ def decay_factor(elapsed_seconds: float, half_life_seconds: float | None) -> flo
         raise BanditError(f"half_life_seconds must be a finite number > 0 or None, got {half_life_seconds!r}")
     if elapsed_seconds != elapsed_seconds or elapsed_seconds <= 0.0:
         return 1.0
-    return 0.5 ** (elapsed_seconds / half_life_seconds)
+    return math.pow(0.5, elapsed_seconds / half_life_seconds)
 
 
 # --------------------------------------------------------------------------- arms and decisions
@@ -768,7 +769,7 @@ def _nodes(me: _LogitBeta, competitors: Iterable[tuple[_LogitBeta, float]]) -> t
             q = _sigmoid(other.z_lo + span * s / steps) - shift
             if q_lo < q < q_hi:
                 mapped.append(_logit(q))
-        for lo, hi in zip(mapped, mapped[1:], strict=False):
+        for lo, hi in pairwise(mapped):
             points.append((lo, hi - lo))
         if len(mapped) > 1:
             points.append((mapped[-1], mapped[-1] - mapped[-2]))
@@ -788,7 +789,7 @@ def _nodes(me: _LogitBeta, competitors: Iterable[tuple[_LogitBeta, float]]) -> t
         cuts = [cuts[min(len(cuts) - 1, round(s * stride))] for s in range(_MAX_PANELS + 1)]
     zs: list[float] = []
     ws: list[float] = []
-    for lo, hi in zip(cuts, cuts[1:], strict=False):
+    for lo, hi in pairwise(cuts):
         if hi <= lo:
             continue
         half = 0.5 * (hi - lo)

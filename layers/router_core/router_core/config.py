@@ -150,11 +150,11 @@ class RouterConfig(_Strict):
     noticed; None keeps evidence forever (never a hard sample cap)."""
     exploration_floor: Annotated[float, Field(ge=0.0, le=0.5)] = 0.02
     """Share of requests routed uniformly at random, so every propensity is ≥ floor/len(models)."""
-    posterior_temper: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0
+    posterior_temper: Annotated[float, Field(ge=1.0, le=10.0)] = 3.0
     """Thompson draws come from Beta(τα, τβ): the posterior's mean with τ times its concentration
     (τ ≥ 1, unitless; 1 = plain posterior sampling). Plain Thompson sampling over-explores small
-    cells; τ = 2 measured better on the MMLU replay (benchmarks/learning.py). Dashboards still
-    show the untempered posterior."""
+    cells; τ = 3 measured better on the MMLU and demo replays (benchmarks/learning.py).
+    Dashboards still show the untempered posterior."""
     cell_shards: Annotated[int, Field(ge=1, le=64)] = 1
     """Counter items per (type, model) cell; raise for a very hot cell (a config change only)."""
     feedback_per_minute_per_key: Annotated[int, Field(ge=1)] = 120

@@ -429,8 +429,7 @@ class RouterStore:
             Key={"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(turn.router, turn.request_type, turn.model, shard))},
             UpdateExpression=(
                 "ADD picks :one, in_tok :in, out_tok :out, cost_n :cost, base_n :base "
-                "SET decayed_at = if_not_exists(decayed_at, :now), a = if_not_exists(a, :zero), "
-                "b = if_not_exists(b, :zero), feedback = if_not_exists(feedback, :zero)"
+                "SET decayed_at = if_not_exists(decayed_at, :now)"
             ),
             ExpressionAttributeValues={
                 ":one": _n(1),
@@ -439,7 +438,6 @@ class RouterStore:
                 ":cost": _n(round(cost_usd * NANO)),
                 ":base": _n(round(baseline_usd * NANO)),
                 ":now": _n(int(now)),
-                ":zero": _n(0),
             },
         )
 
