@@ -89,13 +89,14 @@ REFERENCE = {
 
 def build_jobs(args: argparse.Namespace) -> list[Job]:
     """Every (dataset, scenario, policy, seed) to replay; the expensive ones first."""
-    prices = QUICK_PRICES if args.quick else PRICES
-    random_p = QUICK_RANDOM_P if args.quick else RANDOM_P
+    prices: tuple[float, ...] = QUICK_PRICES if args.quick else PRICES
+    random_p: tuple[float, ...] = QUICK_RANDOM_P if args.quick else RANDOM_P
     jobs = []
     for dataset in ("mmlu", "seed_oracle"):
         for scenario in SCENARIOS:
             drift = SCENARIOS[scenario].drift is not None
             for policy in POLICIES:
+                knobs: tuple[float, ...]
                 if policy in SWEEPS_PRICE:
                     knobs = (REGRET_PRICE,) if drift else prices
                 elif policy == "random":

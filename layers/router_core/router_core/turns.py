@@ -22,6 +22,7 @@ from router_core.classifier import Classification, classify, message_text
 from router_core.config import GatewayConfig, RouterConfig
 from router_core.errors import InvalidRequest, NotFound, UpstreamFailed
 from router_core.keys import KeyCache, hash_key, require_active
+from router_core.pricing import turn_cost
 from router_core.providers import ChatParams, UpstreamError
 from router_core.signals import Signal, conversation_length, detect_feedback, gate_passed
 from router_core.signals_queue import SignalMessage
@@ -255,13 +256,8 @@ class TurnRouter:
 
         # ---- record the turn and the spend
         completion = result.completion
-        model_cfg = self.config.models[answered]
-        cost = model_cfg.cost_usd(completion.input_tokens, completion.output_tokens)
-        if router_name:
-            top = self.config.most_expensive_model(router_name, completion.input_tokens, completion.output_tokens)
-            baseline = self.config.models[top].cost_usd(completion.input_tokens, completion.output_tokens)
-        else:
-            baseline = cost
+        priced = turn_cost(self.config, router_name, answered, completion.input_tokens, completion.output_tokens)
+        cost, baseline = priced.actual_usd, priced.baseline_usd
         conversation = conversation_length(messages) + 1
         gate_min = router.signal_gate_min_messages if router else 0
         passed = router is not None and gate_passed(conversation - 1, gate_min)
