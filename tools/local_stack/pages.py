@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import mimetypes
 import struct
 import zlib
 from collections.abc import Callable, Sequence
@@ -21,21 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from tools.deploy_site import content_type
 from tools.local_stack.apigw import HttpRequest, HttpResponse
 
-_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
-    ".svg": "image/svg+xml",
-    ".ico": "image/x-icon",
-    ".png": "image/png",
-    ".txt": "text/plain; charset=utf-8",
-    ".map": "application/json",
-    ".woff2": "font/woff2",
-}
 _SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "SAMEORIGIN"),
@@ -99,9 +86,8 @@ class SitePages:
             return self._ok(request, body, "application/json", cache="no-store")
         file = self._file(path)
         if file is not None:
-            suffix = file.suffix.lower()
-            content_type = _TYPES.get(suffix) or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            return self._ok(request, file.read_bytes(), content_type, cache="no-cache")
+            # The same Content-Type the deploy tool gives the object in S3: local and deployed pages match.
+            return self._ok(request, file.read_bytes(), content_type(file.name), cache="no-cache")
         if path == "/favicon.ico":
             return self._ok(request, generated_favicon(), "image/x-icon", cache="max-age=86400")
         return None
