@@ -1,6 +1,7 @@
 # One obvious command for each job. `make help` lists them.
 SHELL := /bin/bash
-PY312 ?= $(shell pyenv prefix 3.12 2>/dev/null)/bin/python3.12
+# Python 3.12 for `sam build` (runtime python3.12): on PATH, else pyenv's, else any pyenv install.
+PY312 ?= $(shell command -v python3.12 2>/dev/null || { p=$$(pyenv prefix 3.12 2>/dev/null) && echo $$p/bin/python3.12; } || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
