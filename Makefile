@@ -1,7 +1,8 @@
 # One obvious command for each job. `make help` lists them.
 SHELL := /bin/bash
-# Python 3.12 for `sam build` (runtime python3.12): on PATH, else pyenv's, else any pyenv install.
-PY312 ?= $(shell command -v python3.12 2>/dev/null || { p=$$(pyenv prefix 3.12 2>/dev/null) && echo $$p/bin/python3.12; } || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1)
+# Python 3.12 for `sam build` (runtime python3.12): pyenv's 3.12, else a real python3.12 on PATH
+# (pyenv shims on PATH only dispatch to the selected version, so they are checked by running them).
+PY312 ?= $(shell p=$$(pyenv prefix 3.12 2>/dev/null) && echo $$p/bin/python3.12 || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1 || { python3.12 -c "import sys" 2>/dev/null && command -v python3.12; })
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
