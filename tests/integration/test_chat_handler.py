@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 import pytest
@@ -182,3 +183,15 @@ def test_prompt_text_is_not_stored_by_default(stack: Stack) -> None:
     items = boto3.client("dynamodb", region_name=REGION).scan(TableName=stack.resources.table_name)["Items"]
     assert items
     assert all(CODE_PROMPT not in json.dumps(item) for item in items)
+
+
+def test_an_exploration_pick_is_the_model_called_first(stack: Stack, router_settings: Any) -> None:
+    """With exploration on every request, the header, the first attempt and the cell agree."""
+    router_settings(exploration_floor=0.5)
+    for _ in range(30):
+        response = stack.chat_request(
+            {"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]}
+        )
+        body = json.loads(response["body"])
+        assert body["router"]["attempts"][0]["model"] == response["headers"]["x-router-model"]
+        assert "x-router-fallback" not in response["headers"]

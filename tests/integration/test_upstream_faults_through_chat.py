@@ -115,3 +115,14 @@ def test_a_broken_model_falls_back_to_the_next_one_and_is_never_scored(stack: St
     assert cells[("code_generation", "fast")]["routed"] == 25
     assert state["counts"]["feedback"] == 0
     assert all(c["alpha"] == c["prior_alpha"] and c["beta"] == c["prior_beta"] for c in state["cells"])
+
+
+def test_a_request_the_model_rejects_as_invalid_is_400_with_its_message(stack: Stack, upstream: FakeUpstream) -> None:
+    upstream.set_behaviour(Behaviour.error(400, "max_tokens is too large for this model", code="invalid_value"))
+    response = stack.chat_request(PROMPT)
+    assert response["statusCode"] == 400
+    error = error_of(response)
+    assert error["code"] == "upstream_rejected"
+    assert "max_tokens is too large" in error["message"]
+    # Not retried and not sent to another model: it would fail the same way everywhere.
+    assert upstream.count() == 1

@@ -92,13 +92,15 @@ _TAIL_Q = 1e-9  # mass this close to 0 or 1 is kept as a point mass at the end
 _Z_EDGE = math.log(_TAIL_Q / (1.0 - _TAIL_Q))  # logit of _TAIL_Q (about -20.7)
 _HALF_TAIL_Q = 0.5 * _TAIL_Q
 _DENSITY_DROP = 23.0  # grids end where the density is e^-23 (1e-10) of its peak
-_TABLE_RESOLUTION = 3.0  # CDF table nodes per Laplace width (widths above 1 logit unit count as 1)
-_PANEL_WIDTHS = 1.2  # Gauss-Legendre panel width, in Laplace widths of the narrowest overlapping arm
+_TABLE_RESOLUTION = 3.0  # CDF table nodes per Laplace width (widths above 1 logit unit count as 1) ...
+_TABLE_CORE_WIDTHS = 4.0  # ... within this many widths of the mode ...
+_TABLE_TAIL_FACTOR = 2.0  # ... and this many times sparser beyond
+_PANEL_WIDTHS = 2.0  # Gauss-Legendre panel width, in Laplace widths of the narrowest overlapping arm
 _CORE_WIDTHS = 3.0  # beyond this many Laplace widths (+2) from the mode, panels widen ...
 _TAIL_GROWTH = 1.4  # ... by (this − 1) × the extra distance
 _MAX_PANELS = 200
 
-_GH_MIN_RATIO = 0.8  # Gauss-Hermite only when every rival's CDF step is at least 0.8 sd of this arm wide
+_GH_MIN_RATIO = 0.7  # Gauss-Hermite only when every rival's CDF step is at least 0.7 sd of this arm wide
 _GH_MASS_TOLERANCE = 1e-7
 
 # 4-point Gauss-Legendre rule on [-1, 1]
@@ -493,11 +495,12 @@ class _LogitBeta:
         if self.n:
             return
         core = min(self.width, 1.0) / _TABLE_RESOLUTION
-        reach = (_CORE_WIDTHS + 1.0) * self.width
+        reach = _TABLE_CORE_WIDTHS * self.width
         c_lo = min(max(self.mode_z - reach, self.z_lo), self.z_hi)
         c_hi = max(min(self.mode_z + reach, self.z_hi), c_lo)
         segments = []  # (start, spacing, intervals)
-        for start, end, spacing in ((self.z_lo, c_lo, 2.0 * core), (c_lo, c_hi, core), (c_hi, self.z_hi, 2.0 * core)):
+        tail = _TABLE_TAIL_FACTOR * core
+        for start, end, spacing in ((self.z_lo, c_lo, tail), (c_lo, c_hi, core), (c_hi, self.z_hi, tail)):
             count = max(1, math.ceil((end - start) / spacing))
             segments.append((start, (end - start) / count, count))
         a, ab, norm = self.a, self.ab, self.log_norm
@@ -686,6 +689,11 @@ def _weighted_product(
         qs[idx] = 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
     product = weight[:]  # f_i(z)·w, multiplied by each competitor's CDF in turn
     for other, shift in competitors:
+        if qs[-1] + shift <= other.q_lo or qs[0] + shift >= other.q_hi:
+            # every node falls beyond this rival's support (nodes are sorted): no table needed
+            for idx in range(n):
+                product[idx] *= other.cdf(qs[idx] + shift)
+            continue
         other.build_table()
         q_lo, q_hi, c_lo, c_hi = other.q_lo, other.q_hi, other.c_lo, other.c_hi
         seg_lo, seg_core, seg_hi = other.segs
@@ -758,21 +766,26 @@ def _nodes(me: _LogitBeta, competitors: Iterable[tuple[_LogitBeta, float]]) -> t
         forced += [z_start, z_end]
         rivals.append((z_start, z_end, shift, other))
     forced = sorted(f for f in forced if z_lo < f < z_hi)
-    cuts = [z_lo]
-    z = z_lo
-    k = 0
-    while z < z_hi and len(cuts) <= 4 * _MAX_PANELS:
+    def panel_width(z: float) -> float:
         distance = abs(z - me.mode_z) - reach
         width = core + (_TAIL_GROWTH - 1.0) * distance if distance > 0.0 else core
         q = _sigmoid(z)
         for z_start, z_end, shift, other in rivals:
             if z_start <= z < z_end:
-                x = min(max(q + shift, other.q_lo), other.q_hi)
-                z_other = _logit(x)
+                # one panel of the rival, taken in its own logit and mapped back exactly
+                z_other = _logit(min(max(q + shift, other.q_lo), other.q_hi))
                 far = abs(z_other - other.mode_z) - (_CORE_WIDTHS + 2.0) * other.width
-                spacing = _PANEL_WIDTHS * min(other.width, 1.0) + (_TAIL_GROWTH - 1.0) * max(far, 0.0)
-                width = min(width, spacing * x * (1.0 - x) / (q * (1.0 - q)))
-        nxt = z + max(width, 1e-9)
+                step = _PANEL_WIDTHS * min(other.width, 1.0) + (_TAIL_GROWTH - 1.0) * max(far, 0.0)
+                landing = _sigmoid(z_other + step) - shift
+                if landing < q_hi:
+                    width = min(width, _logit(landing) - z)
+        return max(width, 1e-9)
+
+    cuts = [z_lo]
+    z = z_lo
+    k = 0
+    while z < z_hi and len(cuts) <= 4 * _MAX_PANELS:
+        nxt = z + panel_width(z)
         while k < len(forced) and forced[k] <= z:
             k += 1
         if k < len(forced) and forced[k] < nxt:

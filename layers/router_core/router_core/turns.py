@@ -204,7 +204,8 @@ class TurnRouter:
                     logger.exception("decision failed; routing to the default model")
                     fallback = "default_model"
             order = (
-                list(decision.ranking)
+                # The pick first (an exploration pick need not have the best score), then by score.
+                [decision.model, *(m for m in decision.ranking if m != decision.model)]
                 if decision
                 else [router.default_model] + [m for m in router.models if m != router.default_model]
             )
@@ -248,7 +249,7 @@ class TurnRouter:
                 status=exc.status,
             ) from exc
         except UpstreamError as exc:
-            raise InvalidRequest(f"the model rejected the request: {exc}", code="upstream_rejected") from exc
+            raise InvalidRequest(f"the model rejected the request: {exc.message}", code="upstream_rejected") from exc
         timings["upstream"] = (time.perf_counter() - t_up) * 1000
         answered = result.model
         if fallback is None and decision is not None and answered != decision.model:
