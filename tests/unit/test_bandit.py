@@ -348,3 +348,24 @@ def test_a_tempered_shape_that_overflows_raises_instead_of_picking() -> None:
     arms = [Arm("a", Posterior(1e308, 1.0), 0.0), Arm("b", Posterior(1.0, 1.0), 0.0)]
     with pytest.raises(BanditError, match="overflow"):
         pick_model(arms, quality_weight=0.7, cost_weight=0.3, rng=random.Random(0), posterior_temper=10.0)
+
+
+def test_shares_fall_back_to_monte_carlo_when_integration_would_exceed_its_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a wide arm against a narrow one (no Gauss-Hermite shortcut): panels are needed
+    arms = [
+        Arm("wide", Posterior(2.0, 2.0), 0.0),
+        Arm("narrow", Posterior(4000.0, 2000.0), 0.0),
+        Arm("c", Posterior(3.0, 5.0), 0.0),
+    ]
+    exact = pick_shares(arms, quality_weight=1.0, cost_weight=0.0, rng=random.Random(0), posterior_temper=1.0)
+    monkeypatch.setattr(bandit, "_MAX_PANELS", 1)
+    n = 20_000
+    sampled = pick_shares(
+        arms, quality_weight=1.0, cost_weight=0.0, rng=random.Random(1), draws=n, posterior_temper=1.0
+    )
+    assert sampled != exact
+    assert sum(sampled.values()) == pytest.approx(1.0)
+    for model, p in exact.items():
+        assert sampled[model] == pytest.approx(p, abs=4.5 * math.sqrt(p * (1 - p) / n) + 1e-3)

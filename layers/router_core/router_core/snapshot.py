@@ -63,6 +63,7 @@ def _router_snapshot(
             cost_weight=router.weights.cost,
             rng=rng,
             exploration_floor=router.exploration_floor,
+            posterior_temper=router.posterior_temper,
             draws=SHARE_DRAWS,
         )
         for arm in arms:

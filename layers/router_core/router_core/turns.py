@@ -199,6 +199,7 @@ class TurnRouter:
                         cost_weight=router.weights.cost,
                         rng=self.rng,
                         exploration_floor=router.exploration_floor,
+                        posterior_temper=router.posterior_temper,
                     )
                 except Exception:
                     logger.exception("decision failed; routing to the default model")
