@@ -68,7 +68,7 @@ QUICK_RANDOM_P = (0.0, 0.25, 0.5, 0.75, 1.0)
 WEEK_OF_MMLU = 14_042 / 168.0
 TARGETS = {
     "mmlu.clean.apgr": ">= 0.66",
-    "mmlu.clean.cpt50": "<= 0.30",
+    "mmlu.clean.cpt50": "<= 30 (percent)",
     "mmlu.sparse_noisy.apgr": ">= 0.63",
     "mmlu.clean.regret_1000": "<= 20",
     "mmlu.clean.regret_final": "<= 100",
@@ -157,7 +157,7 @@ def aggregate(done: Iterable[dict[str, Any]]) -> dict[str, Any]:
             runs = it["runs"]
             if sweep:
                 per_seed["apgr"].append(apgr(_runs(runs)))
-                per_seed["cpt50"].append(cpt(_runs(runs), 0.5))
+                per_seed["cpt50"].append(100.0 * cpt(_runs(runs), 0.5))  # percent of strong calls
             at = _at(runs, regret_knob)
             if at["regret_1000"] is not None:
                 per_seed["regret_1000"].append(at["regret_1000"])
@@ -251,7 +251,7 @@ def print_table(results: dict[str, Any], demo: dict[str, Any]) -> None:
                     scenario,
                     policy,
                     fmt(e, "apgr"),
-                    fmt(e, "cpt50", 1, 100.0),
+                    fmt(e, "cpt50", 1, 1.0),
                     fmt(e, "regret_1000", 1),
                     fmt(e, "regret_final", 1),
                     fmt(e, "recovery_requests", 0),
