@@ -19,7 +19,7 @@ from typing import Any
 from router_core import bandit
 from router_core.api import ChatCompletionRequest, check_session_id
 from router_core.classifier import Classification, classify, message_text
-from router_core.config import GatewayConfig, RouterConfig
+from router_core.config import REQUEST_TYPES, GatewayConfig, RouterConfig
 from router_core.errors import InvalidRequest, NotFound, UpstreamFailed
 from router_core.keys import KeyCache, hash_key, require_active
 from router_core.pricing import turn_cost
@@ -136,11 +136,7 @@ class TurnRouter:
                 code="model_not_found",
             )
         router = self.config.routers[router_name] if router_name else None
-        request_types = (
-            router.request_types
-            if router
-            else tuple(self.config.routers[next(iter(self.config.routers))].request_types)
-        )
+        request_types = router.request_types if router else REQUEST_TYPES
         classification: Classification = classify(messages, request_types)
         timings["classify"] = (time.perf_counter() - t0) * 1000
 
