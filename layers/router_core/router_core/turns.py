@@ -239,7 +239,9 @@ class TurnRouter:
         except AllUpstreamsFailed as exc:
             logger.warning(
                 "all upstreams failed",
-                extra={"attempts": [a.__dict__ if hasattr(a, "__dict__") else str(a) for a in exc.attempts]},
+                extra={
+                    "attempts": [{"model": a.model, "outcome": a.outcome, "status": a.status} for a in exc.attempts]
+                },
             )
             raise UpstreamFailed(
                 "the model did not answer in time" if exc.status == 504 else "every candidate model failed to answer",
