@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from tests.aws_env import REGION, sqs_event
 from tests.integration.conftest import Stack
@@ -211,3 +212,77 @@ def test_feedback_rate_limit_per_key_is_429(stack: Stack, router_settings: Any) 
     turns = [gated_turn(stack)[0] for _ in range(3)]
     statuses = [stack.feedback_request({"turn_id": t, "rating": "up"})["statusCode"] for t in turns]
     assert statuses == [200, 200, 429]
+
+
+def throttled_transaction(*args: object, **kwargs: object) -> None:
+    from botocore.exceptions import ClientError
+
+    raise ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "Rate of requests exceeds the allowed throughput."}},
+        "TransactWriteItems",
+    )
+
+
+def test_throttled_explicit_feedback_is_503_and_a_retry_counts_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from router_core import runtime
+
+    turn_id, model = gated_turn(stack)
+    with monkeypatch.context() as patched:
+        patched.setattr(runtime.store(), "apply_reward", throttled_transaction)
+        response = stack.feedback_request({"turn_id": turn_id, "rating": "up"})
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["error"]["code"] == "service_unavailable"
+    assert cell(stack, model)["feedback"] == 0
+    assert stack.feedback_request({"turn_id": turn_id, "rating": "up"})["statusCode"] == 200
+    assert stack.feedback_request({"turn_id": turn_id, "rating": "up"})["statusCode"] == 409
+    assert cell(stack, model)["feedback"] == 1
+
+
+def test_throttled_implicit_signal_is_retried_by_sqs_and_counts_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from router_core import runtime
+
+    def signal_for(turn_id: str) -> list[dict[str, Any]]:
+        messages = [*five_message_conversation(CODE_PROMPT), {"role": "assistant", "content": "def merge(): ..."}]
+        messages.append({"role": "user", "content": "perfect, thanks!"})
+        stack.chat_request({"model": "smart-cheap-router", "messages": messages}, session=turn_id.split(".")[0])
+        got: list[dict[str, Any]] = sqs.receive_message(
+            QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+        )["Messages"]
+        return got
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    arn = sqs.get_queue_attributes(QueueUrl=stack.resources.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    throttled_turn, _ = gated_turn(stack)
+    healthy_turn, _ = gated_turn(stack)
+    throttled, healthy = signal_for(throttled_turn), signal_for(healthy_turn)
+    store = runtime.store()
+    real_apply = store.apply_reward
+
+    def throttle_one_turn(key: Any, **kwargs: Any) -> Any:
+        if key.turn_id == throttled_turn:
+            throttled_transaction()
+        return real_apply(key, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "apply_reward", throttle_one_turn)
+        # A batch where every record failed fails the invocation: SQS redelivers all of it.
+        with pytest.raises(BatchProcessingError):
+            stack.call(stack.feedback, sqs_event(throttled, arn))
+        # In a mixed batch only the throttled record is reported failed; the other one is applied.
+        mixed = stack.call(stack.feedback, sqs_event([*throttled, *healthy], arn))
+    assert mixed == {"batchItemFailures": [{"itemIdentifier": throttled[0]["MessageId"]}]}
+    after_mixed = stack.router_state()
+    assert after_mixed["counts"]["feedback"] == 1
+    assert [a["turn_id"] for a in after_mixed["activity"]] == [healthy_turn]
+    # Redelivered once the table has capacity again: applied once, however often it comes back.
+    assert stack.call(stack.feedback, sqs_event(throttled, arn)) == {"batchItemFailures": []}
+    assert stack.call(stack.feedback, sqs_event(throttled, arn)) == {"batchItemFailures": []}
+    state = stack.router_state()
+    assert state["counts"]["feedback"] == 2
+    assert {a["turn_id"] for a in state["activity"]} == {throttled_turn, healthy_turn}
