@@ -29,8 +29,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from router_core.bandit import Arm, Posterior, cold_start_prior, decay_factor, pick_model, posterior_from_evidence
+from router_core.bandit import Arm, Posterior, cold_start_prior, decay_factor, posterior_from_evidence
 from router_core.config import GatewayConfig, RouterConfig, load_config
+from router_core.turns import cell_prior, decide, decision_shares
+
+DEMO_SHARE_DRAWS = 4000
+"""Monte Carlo draws, used only where the exact pick-share integral would need too many panels."""
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "routellm_mmlu"
 WEAK_COLUMN = "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -300,14 +304,7 @@ class RouterPolicy:
             a, b = self.cells[type_idx][m].read(hour, self.half_life_s)
             posterior = posterior_from_evidence(self.priors[type_idx][m], a, b)
             arms.append(Arm(self.models[m].name, posterior, cost))
-        decision = pick_model(
-            arms,
-            quality_weight=self.quality_weight,
-            cost_weight=self.cost_weight,
-            rng=self.rng,
-            exploration_floor=self.router.exploration_floor,
-            posterior_temper=self.router.posterior_temper,
-        )
+        decision = decide(self.router, arms, self.rng, quality_weight=self.quality_weight, cost_weight=self.cost_weight)
         self.propensities.append(decision.propensity)
         return decision.model == self.models[1].name
 
@@ -547,7 +544,6 @@ def demo_check(seed: int, sessions: int = 80, router_name: str = DEMO_ROUTER) ->
     Returns the router's pick shares per type afterwards (exact, `pick_shares`) and the share of
     smart picks among code_generation turns in the second half of the sessions.
     """
-    from router_core.bandit import pick_shares
 
     config = load_config()
     router = config.routers[router_name]
@@ -560,8 +556,7 @@ def demo_check(seed: int, sessions: int = 80, router_name: str = DEMO_ROUTER) ->
     def arms_for(request_type: str) -> list[Arm]:
         out = []
         for m in router.models:
-            spec = config.models[m]
-            prior = cold_start_prior(spec.quality_tier, request_type in spec.strengths, router.prior_mass)
+            prior = cell_prior(config, router, request_type, m)
             posterior: Posterior = posterior_from_evidence(prior, *evidence[(request_type, m)])
             out.append(Arm(m, posterior, costs[m]))
         return out
@@ -569,14 +564,7 @@ def demo_check(seed: int, sessions: int = 80, router_name: str = DEMO_ROUTER) ->
     code_picks: list[bool] = []
     for session in range(sessions):
         request_type = oracle_rng.choice(tuple(DEMO_ORACLE))
-        decision = pick_model(
-            arms_for(request_type),
-            quality_weight=router.weights.quality,
-            cost_weight=router.weights.cost,
-            rng=rng,
-            exploration_floor=router.exploration_floor,
-            posterior_temper=router.posterior_temper,
-        )
+        decision = decide(router, arms_for(request_type), rng)
         p_ok = DEMO_ORACLE[request_type][router.models.index(decision.model)]
         reward = 1.0 if oracle_rng.random() < p_ok else 0.0
         cell = evidence[(request_type, decision.model)]
@@ -584,17 +572,7 @@ def demo_check(seed: int, sessions: int = 80, router_name: str = DEMO_ROUTER) ->
         cell[1] += 1.0 - reward
         if request_type == "code_generation" and session >= sessions // 2:
             code_picks.append(decision.model == strong)
-    shares = {
-        t: pick_shares(
-            arms_for(t),
-            quality_weight=router.weights.quality,
-            cost_weight=router.weights.cost,
-            rng=random.Random(0),
-            exploration_floor=router.exploration_floor,
-            posterior_temper=router.posterior_temper,
-        )
-        for t in DEMO_ORACLE
-    }
+    shares = {t: decision_shares(router, arms_for(t), random.Random(0), DEMO_SHARE_DRAWS) for t in DEMO_ORACLE}
     return {
         "smart_share": {t: s[strong] for t, s in shares.items()},
         "fast_share": {t: s[weak] for t, s in shares.items()},

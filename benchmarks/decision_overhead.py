@@ -32,11 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from router_core.bandit import Arm, pick_model
+from router_core.bandit import Arm
 from router_core.classifier import classify
 from router_core.config import GatewayConfig, parse_config
 from router_core.store import CellCounters
-from router_core.turns import build_arms, estimate_prompt_tokens
+from router_core.turns import build_arms, decide, estimate_prompt_tokens
 
 import benchmarks  # noqa: F401  (puts the layer on the import path)
 from tools.corpus import PROMPTS, opening_messages
@@ -95,14 +95,7 @@ def learned_cells(config: GatewayConfig, turns: int, seed: int = 2) -> dict[str,
         messages = convs[i % len(convs)]
         request_type = router.request_types[i % len(router.request_types)]
         arms = build_arms(config, router, request_type, cells[request_type], estimate_prompt_tokens(messages))
-        decision = pick_model(
-            arms,
-            quality_weight=router.weights.quality,
-            cost_weight=router.weights.cost,
-            rng=rng,
-            exploration_floor=router.exploration_floor,
-            posterior_temper=router.posterior_temper,
-        )
+        decision = decide(router, arms, rng)
         reward = 1.0 if rng.random() < quality[(request_type, decision.model)] else 0.0
         old = cells[request_type].get(decision.model) or CellCounters(ROUTER, request_type, decision.model)
         cells[request_type][decision.model] = CellCounters(
@@ -162,24 +155,10 @@ def measure(
         messages = convs[i % len(convs)]
         request_type = classify(messages, router.request_types).request_type
         arms = build_arms(config, router, request_type, cells[request_type], estimate_prompt_tokens(messages))
-        return pick_model(
-            arms,
-            quality_weight=router.weights.quality,
-            cost_weight=router.weights.cost,
-            rng=rng,
-            exploration_floor=router.exploration_floor,
-            posterior_temper=router.posterior_temper,
-        )
+        return decide(router, arms, rng)
 
     def pick_only(i: int) -> object:
-        return pick_model(
-            arms_by_conv[i % len(arms_by_conv)],
-            quality_weight=router.weights.quality,
-            cost_weight=router.weights.cost,
-            rng=rng,
-            exploration_floor=router.exploration_floor,
-            posterior_temper=router.posterior_temper,
-        )
+        return decide(router, arms_by_conv[i % len(arms_by_conv)], rng)
 
     def plain_ts(i: int) -> object:
         arms: list[Arm] = arms_by_conv[i % len(arms_by_conv)]

@@ -7,10 +7,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from router_core import bandit
 from router_core.config import GatewayConfig
 from router_core.store import NANO, ActivityEvent, CellCounters, RouterStore, aggregate_cells
-from router_core.turns import build_arms, half_life_seconds
+from router_core.turns import build_arms, cell_prior, decision_shares, half_life_seconds
 
 ACTIVITY_LIMIT = 50
 TYPICAL_PROMPT_TOKENS = 500
@@ -57,19 +56,11 @@ def _router_snapshot(
     for request_type in router.request_types:
         type_cells = {m: cells[(request_type, m)] for m in router.models if (request_type, m) in cells}
         arms = build_arms(config, router, request_type, type_cells, typical_prompt)
-        shares = bandit.pick_shares(
-            arms,
-            quality_weight=router.weights.quality,
-            cost_weight=router.weights.cost,
-            rng=rng,
-            exploration_floor=router.exploration_floor,
-            posterior_temper=router.posterior_temper,
-            draws=SHARE_DRAWS,
-        )
+        shares = decision_shares(router, arms, rng, SHARE_DRAWS)
         for arm in arms:
             model = config.models[arm.model]
             cell = type_cells.get(arm.model)
-            prior = bandit.cold_start_prior(model.quality_tier, request_type in model.strengths, router.prior_mass)
+            prior = cell_prior(config, router, request_type, arm.model)
             lo, hi = arm.posterior.interval(0.95)
             out_cells.append(
                 {

@@ -74,6 +74,50 @@ def estimate_prompt_tokens(messages: Sequence[dict[str, Any]]) -> int:
     return max(1, int(chars / CHARS_PER_TOKEN))
 
 
+def cell_prior(config: GatewayConfig, router: RouterConfig, request_type: str, model_name: str) -> bandit.Posterior:
+    """The cold-start prior of one (type, model) cell: the model's tier, raised for its strengths."""
+    model = config.models[model_name]
+    return bandit.cold_start_prior(model.quality_tier, request_type in model.strengths, router.prior_mass)
+
+
+def decide(
+    router: RouterConfig,
+    arms: Sequence[bandit.Arm],
+    rng: random.Random,
+    *,
+    quality_weight: float | None = None,
+    cost_weight: float | None = None,
+) -> bandit.Decision:
+    """The router's decision rule: Thompson sampling with every knob taken from its config.
+
+    The weights can be overridden (the learning benchmark sweeps them); nothing else can, so
+    production, the state's pick shares and the benchmarks always run the same rule.
+    """
+    return bandit.pick_model(
+        arms,
+        quality_weight=router.weights.quality if quality_weight is None else quality_weight,
+        cost_weight=router.weights.cost if cost_weight is None else cost_weight,
+        rng=rng,
+        exploration_floor=router.exploration_floor,
+        posterior_temper=router.posterior_temper,
+    )
+
+
+def decision_shares(
+    router: RouterConfig, arms: Sequence[bandit.Arm], rng: random.Random, draws: int
+) -> dict[str, float]:
+    """Probability each model wins under `decide`'s rule (for the dashboard and benchmarks)."""
+    return bandit.pick_shares(
+        arms,
+        quality_weight=router.weights.quality,
+        cost_weight=router.weights.cost,
+        rng=rng,
+        exploration_floor=router.exploration_floor,
+        posterior_temper=router.posterior_temper,
+        draws=draws,
+    )
+
+
 def build_arms(
     config: GatewayConfig, router: RouterConfig, request_type: str, cells: dict[str, CellCounters], prompt_tokens: int
 ) -> list[bandit.Arm]:
@@ -82,7 +126,7 @@ def build_arms(
     for name in router.models:
         model = config.models[name]
         cell = cells.get(name)
-        prior = bandit.cold_start_prior(model.quality_tier, request_type in model.strengths, router.prior_mass)
+        prior = cell_prior(config, router, request_type, name)
         if cell is None:
             posterior = prior
             out_tokens = float(model.expected_output_tokens)
@@ -189,14 +233,7 @@ class TurnRouter:
             if reads is not None and fallback is None:
                 try:
                     arms = build_arms(self.config, router, classification.request_type, reads.cells, prompt_tokens)
-                    decision = bandit.pick_model(
-                        arms,
-                        quality_weight=router.weights.quality,
-                        cost_weight=router.weights.cost,
-                        rng=self.rng,
-                        exploration_floor=router.exploration_floor,
-                        posterior_temper=router.posterior_temper,
-                    )
+                    decision = decide(router, arms, self.rng)
                 except Exception:
                     logger.exception("decision failed; routing to the default model")
                     fallback = "default_model"
