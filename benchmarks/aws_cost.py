@@ -123,7 +123,14 @@ def measure(requests: int) -> dict[str, Any]:
     """Chats and feedbacks through the real handlers on moto; per-request DynamoDB figures."""
     from moto import mock_aws
 
-    from tests.aws_env import LambdaContext, create_resources, fake_aws_environment, http_event, lock_moto
+    from tests.aws_env import (
+        create_resources,
+        fake_aws_environment,
+        http_event,
+        lambda_context,
+        load_handler,
+        lock_moto,
+    )
 
     os.environ.update(fake_aws_environment())
     os.environ.pop("AWS_PROFILE", None)
@@ -139,8 +146,6 @@ def measure(requests: int) -> dict[str, Any]:
     config_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     os.environ["ROUTER_CONFIG_PATH"] = str(config_path)
     lock_moto()
-    from tests.integration.conftest import _load_handler
-
     with mock_aws():
         res = create_resources()
         os.environ["TABLE_NAME"] = res.table_name
@@ -149,7 +154,7 @@ def measure(requests: int) -> dict[str, Any]:
         from router_core.keys import create_client_key
 
         runtime.reset()
-        chat, feedback = _load_handler("chat"), _load_handler("feedback")
+        chat, feedback = load_handler("chat"), load_handler("feedback")
         key = create_client_key(runtime.store(), "bench")
         meter = CapacityMeter(store._client())
         runtime.store().client = meter
@@ -161,7 +166,7 @@ def measure(requests: int) -> dict[str, Any]:
                 "messages": [{"role": "user", "content": "Write a Python function to add."}],
             }
             chat.lambda_handler(
-                http_event("POST", "/v1/chat/completions", body=json.dumps(body), headers=auth), LambdaContext()
+                http_event("POST", "/v1/chat/completions", body=json.dumps(body), headers=auth), lambda_context("chat")
             )
             chat_stats: list[dict[str, float]] = []
             handler_ms: list[float] = []
@@ -184,7 +189,7 @@ def measure(requests: int) -> dict[str, Any]:
                         body=json.dumps({"model": "smart-cheap-router", "messages": convo}),
                         headers=auth,
                     ),
-                    LambdaContext(),
+                    lambda_context("chat"),
                 )
                 handler_ms.append((time.perf_counter() - t0) * 1000)
                 assert out["statusCode"] == 200, out
@@ -201,7 +206,7 @@ def measure(requests: int) -> dict[str, Any]:
                     http_event(
                         "POST", "/v1/feedback", body=json.dumps({"turn_id": turn_id, "rating": "up"}), headers=auth
                     ),
-                    LambdaContext(),
+                    lambda_context("feedback"),
                 )
                 assert out["statusCode"] == 200, out
                 calls = dict(runtime.store().stats.calls)

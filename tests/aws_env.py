@@ -8,11 +8,13 @@ implementation, so none of them can drift from what is deployed.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -21,6 +23,7 @@ from tools.local_stack import aws as local_aws
 from tools.local_stack.apigw import HttpRequest, build_event
 from tools.local_stack.moto_transactions import patch_transactions
 from tools.local_stack.routes import ApiSpec, read_api
+from tools.local_stack.runtime import LambdaContext
 from tools.local_stack.sigv4 import Credential
 from tools.local_stack.sqs_poller import sqs_record
 from tools.local_stack.template import ACCOUNT_ID, StackTemplate
@@ -87,21 +90,22 @@ def create_resources() -> Resources:
     )
 
 
-@dataclass
-class LambdaContext:
-    """The attributes Powertools reads from a Lambda context."""
+FUNCTIONS = {"chat": "ChatFunction", "feedback": "FeedbackFunction", "state": "StateFunction"}
 
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test-function"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-    timeout_s: float = 29.0
 
-    def __post_init__(self) -> None:
-        self._deadline = time.time() + self.timeout_s
+def load_handler(function: str) -> ModuleType:
+    """Import `functions/<function>/app.py` fresh (a cold start), as the template's Handler names it."""
+    spec = api_spec().functions[FUNCTIONS[function]]
+    module_spec = importlib.util.spec_from_file_location(f"{function}_handler_app", spec.code_dir / "app.py")
+    assert module_spec and module_spec.loader
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
 
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.time()) * 1000))
+
+def lambda_context(function: str) -> LambdaContext:
+    """The context Lambda passes the function (memory and timeout from template.yaml)."""
+    return LambdaContext(api_spec().functions[FUNCTIONS[function]], REGION, ACCOUNT, clock=time.monotonic)
 
 
 def http_event(

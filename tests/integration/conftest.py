@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from collections.abc import Iterator
@@ -16,25 +15,15 @@ from moto import mock_aws
 
 from tests.aws_env import (
     REGION,
-    LambdaContext,
     Resources,
     create_resources,
     fake_aws_environment,
     http_event,
+    lambda_context,
+    load_handler,
     lock_moto,
     sqs_event,
 )
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _load_handler(function: str) -> ModuleType:
-    path = os.path.join(ROOT, "functions", function, "app.py")
-    spec = importlib.util.spec_from_file_location(f"{function}_handler_app", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -48,11 +37,14 @@ class Stack:
     api_key: str
 
     def call(self, module: ModuleType, event: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = module.lambda_handler(event, LambdaContext())
+        function = next(
+            n for n, m in (("chat", self.chat), ("feedback", self.feedback), ("state", self.state)) if m is module
+        )
+        result: dict[str, Any] = module.lambda_handler(event, lambda_context(function))
         return result
 
     def chat_request(
-        self, body: dict[str, Any] | str, *, key: str | None = None, session: str | None = None, raw: bool = False
+        self, body: dict[str, Any] | str, *, key: str | None = None, session: str | None = None
     ) -> dict[str, Any]:
         headers = {"authorization": f"Bearer {key or self.api_key}", "content-type": "application/json"}
         if session:
@@ -103,7 +95,7 @@ def handlers() -> dict[str, ModuleType]:
     for k, v in fake_aws_environment().items():
         os.environ[k] = v
     os.environ.pop("AWS_PROFILE", None)
-    return {name: _load_handler(name) for name in ("chat", "feedback", "state")}
+    return {name: load_handler(name) for name in ("chat", "feedback", "state")}
 
 
 @pytest.fixture
