@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from router_core.config import GatewayConfig
 from router_core.errors import Conflict, InvalidRequest, NotFound, RateLimited
+from router_core.forgetting import half_life_seconds
 from router_core.store import ActivityEvent, RouterStore, TransactionConflict, Turn, TurnKey
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,9 @@ def apply_feedback(
             rate_limit_per_minute=router.feedback_per_minute_per_key,
             shards=router.cell_shards,
             activity_ttl_seconds=config.activity_ttl_hours * 3600,
+            half_life_s=half_life_seconds(router),
+            replaced_at=turn.scored_at,
+            replaced_shard=turn.scored_shard,
         )
     except TransactionConflict as conflict:
         return _explain_conflict(conflict, key, reward, source)

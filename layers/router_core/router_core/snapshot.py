@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router_core.config import GatewayConfig
+from router_core.forgetting import half_life_seconds
 from router_core.store import NANO, ActivityEvent, CellCounters, RouterStore, aggregate_cells
-from router_core.turns import build_arms, cell_prior, decision_shares, half_life_seconds
+from router_core.turns import build_arms, cell_prior, decision_shares
 
 ACTIVITY_LIMIT = 50
 TYPICAL_PROMPT_TOKENS = 500

@@ -13,11 +13,14 @@ One table, keys chosen so every path is a bounded number of round trips:
 * A chat reads the key, the previous turn and the (router, type) cells in ONE BatchGetItem
   (their keys are all known in advance), then writes the turn (PutItem) and ADDs to the
   answering cell (UpdateItem): three round trips.
-* Cell evidence (`a`, `b`) is stored with the time it was last decayed (`decayed_at`);
-  readers apply the decay for the time since, and a rare conditional "compaction" write folds
-  it in (it only succeeds if nobody ADDed in between, so nothing is lost).
+* Cell evidence decays (forgetting): `router_core.forgetting` owns what is stored (α/β per
+  era, `a_<era start>` / `b_<era start>`), how it is read at time t, what a write ADDs and how
+  a conditional "compaction" write folds closed eras together. This module only runs those
+  plans: writes are plain atomic ADDs (no read first), compaction is conditional on the exact
+  values it read, so concurrent writers never lose or double-count evidence.
 * Hot cells: `cell_shards` > 1 spreads a cell over several items; writers pick a shard at
-  random, readers sum them. A configuration change, not a rewrite.
+  random (an override corrects the shard its turn was scored into), readers sum them before
+  clamping. A configuration change, not a rewrite.
 * Feedback is one TransactWriteItems: mark the turn scored (conditions make it exactly once),
   ADD to the cell, log the activity event, count the key's feedback rate.
 """
@@ -40,18 +43,22 @@ import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
+from router_core import forgetting
+
 CELLS_PK = "CELLS"
 ACTIVITY_PK = "ACTIVITY"
 NANO = 1_000_000_000
 """Dollar amounts are stored as integer nano-dollars so ADD stays exact."""
 
 
-def _n(value: float | int) -> dict[str, str]:
-    """A DynamoDB number attribute (repr keeps floats exact enough and never uses exponents badly)."""
+def _n(value: float | int | Decimal) -> dict[str, str]:
+    """A DynamoDB number attribute (repr keeps floats exact enough; fixed-point, never exponents)."""
     if isinstance(value, bool):
         raise TypeError("booleans are not numbers here")
     if isinstance(value, int):
         return {"N": str(value)}
+    if isinstance(value, Decimal):
+        return {"N": format(value, "f")}
     return {"N": format(Decimal(repr(float(value))), "f")}
 
 
@@ -184,6 +191,10 @@ class Turn:
     created_at: float
     scored_source: str | None = None
     reward: float | None = None
+    scored_at: float | None = None
+    """When the turn was scored (store clock): an override takes out what is left of `reward`."""
+    scored_shard: int | None = None
+    """The cell shard its reward went to: an override corrects that shard."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +258,7 @@ class ChatReads:
     cells: dict[str, CellCounters]
     """By model name."""
     stale_cells: tuple[dict[str, Any], ...] = ()
-    """Raw shard items whose decay should be folded in (compaction)."""
+    """Shard items (as DynamoDB returned them, typed) that `compact_cell` should compact."""
 
 
 class TransactionConflict(Exception):
@@ -324,9 +335,12 @@ class RouterStore:
         models: Sequence[str],
         shards: int,
         half_life_s: float | None,
-        compaction_interval_s: float | None,
     ) -> ChatReads:
-        """One BatchGetItem for the key, the previous turn and every shard of the type's cells."""
+        """One BatchGetItem for the key, the previous turn and every shard of the type's cells.
+
+        Cells come back with their decayed evidence at the store's clock; shard items that hold
+        more than one era (or pre-era attributes) are returned in `stale_cells` for compaction.
+        """
         keys: list[dict[str, Any]] = []
         if need_key:
             keys.append(self.key_item_key(key_hash))
@@ -355,6 +369,7 @@ class RouterStore:
         client_key: ClientKey | None = None
         prev_turn: Turn | None = None
         raw_cells: list[dict[str, Any]] = []
+        typed_cells: list[dict[str, Any]] = []
         for raw in items:
             plain = _plain(raw)
             pk = plain["pk"]
@@ -366,15 +381,13 @@ class RouterStore:
                 prev_turn = _turn_from_item(plain, previous)
             elif pk == CELLS_PK:
                 raw_cells.append(plain)
+                typed_cells.append(raw)
         now = self.clock()
         cells = aggregate_cells(raw_cells, now=now, half_life_s=half_life_s)
         stale = tuple(
-            c
-            for c in raw_cells
-            if compaction_interval_s is not None
-            and "decayed_at" in c
-            and now - float(c["decayed_at"]) > compaction_interval_s
-            and (float(c.get("a", 0)) > 0 or float(c.get("b", 0)) > 0)
+            typed
+            for plain, typed in zip(raw_cells, typed_cells, strict=True)
+            if forgetting.plan_compaction(plain, now=now, half_life_s=half_life_s) is not None
         )
         return ChatReads(
             client_key=client_key,
@@ -396,7 +409,11 @@ class RouterStore:
         shards: int,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        """Write the turn (PutItem) and, for routed turns, ADD to the answering cell (UpdateItem)."""
+        """Write the turn (PutItem) and, for routed turns, ADD to the answering cell (UpdateItem).
+
+        Picks, tokens and spend are plain counters: they never decay, so this write carries no
+        decay state at all (forgetting concerns only the α/β evidence feedback writes).
+        """
         now = self.clock()
         item: dict[str, Any] = {
             "pk": _s(turn.key.pk),
@@ -427,43 +444,51 @@ class RouterStore:
             "UpdateItem",
             TableName=self.table_name,
             Key={"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(turn.router, turn.request_type, turn.model, shard))},
-            UpdateExpression=(
-                "ADD picks :one, in_tok :in, out_tok :out, cost_n :cost, base_n :base "
-                "SET decayed_at = if_not_exists(decayed_at, :now)"
-            ),
+            UpdateExpression="ADD picks :one, in_tok :in, out_tok :out, cost_n :cost, base_n :base",
             ExpressionAttributeValues={
                 ":one": _n(1),
                 ":in": _n(input_tokens),
                 ":out": _n(output_tokens),
                 ":cost": _n(round(cost_usd * NANO)),
                 ":base": _n(round(baseline_usd * NANO)),
-                ":now": _n(int(now)),
             },
         )
 
     def compact_cell(self, raw: Mapping[str, Any], half_life_s: float | None) -> bool:
-        """Fold elapsed decay into one shard item; skipped (False) if someone wrote meanwhile."""
-        from router_core.bandit import decay_factor  # local: bandit is pure, store is I/O
+        """Run `forgetting.plan_compaction` on one shard item; False if skipped.
 
-        now = int(self.clock())
-        elapsed = now - float(raw["decayed_at"])
-        f = decay_factor(elapsed, half_life_s)
-        a, b = float(raw.get("a", 0)), float(raw.get("b", 0))
+        `raw` is the item as DynamoDB returned it (typed, e.g. from `ChatReads.stale_cells`): the
+        write is conditional on every attribute it removes still holding exactly the value read,
+        so a concurrent ADD or compaction makes it fail (False) and nothing is lost.
+        """
+        plain = _plain(raw)
+        plan = forgetting.plan_compaction(plain, now=self.clock(), half_life_s=half_life_s)
+        if plan is None:
+            return False
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        adds, removes, conditions = [], [], []
+        for i, (name, amount) in enumerate(plan.add.items()):
+            names[f"#add{i}"] = name
+            values[f":add{i}"] = _n(amount)
+            adds.append(f"#add{i} :add{i}")
+        for i, name in enumerate(plan.remove):
+            names[f"#rm{i}"] = name
+            values[f":rm{i}"] = raw[name]
+            removes.append(f"#rm{i}")
+            conditions.append(f"#rm{i} = :rm{i}")
+        expression = " ".join(
+            part for part in (("ADD " + ", ".join(adds)) if adds else "", "REMOVE " + ", ".join(removes)) if part
+        )
         try:
             self._call(
                 "UpdateItem",
                 TableName=self.table_name,
-                Key={"pk": _s(raw["pk"]), "sk": _s(raw["sk"])},
-                UpdateExpression="SET a = :na, b = :nb, decayed_at = :now",
-                ConditionExpression="a = :a AND b = :b AND decayed_at = :d",
-                ExpressionAttributeValues={
-                    ":na": _n(round(a * f, 6)),
-                    ":nb": _n(round(b * f, 6)),
-                    ":now": _n(now),
-                    ":a": _n(raw.get("a", 0)),
-                    ":b": _n(raw.get("b", 0)),
-                    ":d": _n(raw["decayed_at"]),
-                },
+                Key={"pk": raw["pk"], "sk": raw["sk"]},
+                UpdateExpression=expression,
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -543,11 +568,17 @@ class RouterStore:
         rate_limit_per_minute: int,
         shards: int,
         activity_ttl_seconds: float,
+        half_life_s: float | None,
+        replaced_at: float | None = None,
+        replaced_shard: int | None = None,
     ) -> ActivityEvent:
         """One transaction: score the turn once, move the cell, log the event, count the rate.
 
-        `replaces` is the implicit reward an explicit rating overrides (the cell then moves by
-        the difference); None for a first score. Raises TransactionConflict when a condition fails.
+        The reward counts in full now, however long the cell sat idle (`forgetting.evidence_add`).
+        `replaces` is the implicit reward an explicit rating overrides, given at `replaced_at`
+        into shard `replaced_shard` (the turn's `scored_at` / `scored_shard`): what is left of it
+        is taken out of that shard and the new reward added in full (`forgetting.replacement_delta`).
+        None for a first score. Raises TransactionConflict when a condition fails.
         """
         now = self.clock()
         if replaces is None:
@@ -559,12 +590,30 @@ class RouterStore:
             if source == "implicit":
                 cond_values[":true"] = {"BOOL": True}
         else:
-            d_alpha, d_beta, d_feedback = reward - replaces, replaces - reward, 0
+            d_alpha, d_beta = forgetting.replacement_delta(
+                reward, replaces, replaced_at, now=now, half_life_s=half_life_s
+            )
+            d_feedback = 0
             turn_condition = "attribute_exists(pk) AND nonce = :nonce AND scored_source = :implicit AND reward = :old"
             cond_values = {":nonce": _s(key.nonce), ":implicit": _s("implicit"), ":old": _n(replaces)}
         at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         minute = int(now // 60)
-        shard = self.rng.randrange(shards)
+        if replaces is not None and replaced_shard is not None and 0 <= replaced_shard < shards:
+            shard = replaced_shard
+        else:
+            shard = self.rng.randrange(shards)
+        evidence = forgetting.evidence_add(d_alpha, d_beta, now=now, half_life_s=half_life_s)
+        cell_names = {f"#ev{i}": name for i, name in enumerate(evidence)}
+        cell_values = {f":ev{i}": _n(amount) for i, amount in enumerate(evidence.values())}
+        adds = ["feedback :df", *(f"#ev{i} :ev{i}" for i in range(len(evidence)))]
+        cell_update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, shard))},
+            "UpdateExpression": "ADD " + ", ".join(adds),
+            "ExpressionAttributeValues": {":df": _n(d_feedback), **cell_values},
+        }
+        if cell_names:
+            cell_update["ExpressionAttributeNames"] = cell_names
         event = ActivityEvent(
             at=at,
             router=router,
@@ -582,32 +631,22 @@ class RouterStore:
                 "Update": {
                     "TableName": self.table_name,
                     "Key": {"pk": _s(key.pk), "sk": _s(key.sk)},
-                    "UpdateExpression": "SET scored_source = :src, reward = :r, scored_at = :at REMOVE pending_reward",
+                    "UpdateExpression": (
+                        "SET scored_source = :src, reward = :r, scored_at = :at, scored_shard = :shard "
+                        "REMOVE pending_reward"
+                    ),
                     "ConditionExpression": turn_condition,
                     "ExpressionAttributeValues": {
                         ":src": _s(source),
                         ":r": _n(reward),
                         ":at": _n(round(now, 3)),
+                        ":shard": _n(shard),
                         **cond_values,
                     },
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, shard))},
-                    "UpdateExpression": (
-                        "ADD a :da, b :db, feedback :df SET decayed_at = if_not_exists(decayed_at, :now)"
-                    ),
-                    "ExpressionAttributeValues": {
-                        ":da": _n(round(d_alpha, 6)),
-                        ":db": _n(round(d_beta, 6)),
-                        ":df": _n(d_feedback),
-                        ":now": _n(int(now)),
-                    },
-                }
-            },
+            {"Update": cell_update},
             {
                 "Put": {
                     "TableName": self.table_name,
@@ -714,34 +753,34 @@ class RouterStore:
 def aggregate_cells(
     raw_items: Sequence[Mapping[str, Any]], *, now: float, half_life_s: float | None
 ) -> list[CellCounters]:
-    """Sum shard items into cells, applying the decay elapsed since each shard's `decayed_at`."""
-    from router_core.bandit import decay_factor
-
-    sums: dict[tuple[str, str, str], dict[str, float]] = {}
+    """Sum shard items into cells; evidence decayed to `now` by `forgetting.cell_evidence`."""
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for item in raw_items:
         router, request_type, model, _shard = str(item["sk"]).rsplit("#", 3)
-        f = decay_factor(max(0.0, now - float(item.get("decayed_at", now))), half_life_s)
-        acc = sums.setdefault((router, request_type, model), {})
-        acc["a"] = acc.get("a", 0.0) + max(0.0, float(item.get("a", 0.0))) * f
-        acc["b"] = acc.get("b", 0.0) + max(0.0, float(item.get("b", 0.0))) * f
-        for name in ("picks", "feedback", "in_tok", "out_tok", "cost_n", "base_n"):
-            acc[name] = acc.get(name, 0.0) + float(item.get(name, 0))
-    return [
-        CellCounters(
-            router=r,
-            request_type=t,
-            model=m,
-            alpha_evidence=acc["a"],
-            beta_evidence=acc["b"],
-            picks=int(acc["picks"]),
-            feedback=int(acc["feedback"]),
-            input_tokens=int(acc["in_tok"]),
-            output_tokens=int(acc["out_tok"]),
-            cost_nusd=int(acc["cost_n"]),
-            baseline_nusd=int(acc["base_n"]),
+        groups.setdefault((router, request_type, model), []).append(item)
+    cells = []
+    for (r, t, m), items in groups.items():
+        alpha, beta = forgetting.cell_evidence(items, now=now, half_life_s=half_life_s)
+        sums = {
+            name: sum(int(item.get(name, 0)) for item in items)
+            for name in ("picks", "feedback", "in_tok", "out_tok", "cost_n", "base_n")
+        }
+        cells.append(
+            CellCounters(
+                router=r,
+                request_type=t,
+                model=m,
+                alpha_evidence=alpha,
+                beta_evidence=beta,
+                picks=sums["picks"],
+                feedback=sums["feedback"],
+                input_tokens=sums["in_tok"],
+                output_tokens=sums["out_tok"],
+                cost_nusd=sums["cost_n"],
+                baseline_nusd=sums["base_n"],
+            )
         )
-        for (r, t, m), acc in sums.items()
-    ]
+    return cells
 
 
 def _turn_from_item(plain: Mapping[str, Any], key: TurnKey) -> Turn | None:
@@ -758,6 +797,8 @@ def _turn_from_item(plain: Mapping[str, Any], key: TurnKey) -> Turn | None:
         created_at=float(plain.get("created_at", 0.0)),
         scored_source=(str(plain["scored_source"]) if "scored_source" in plain else None),
         reward=(float(plain["reward"]) if "reward" in plain else None),
+        scored_at=(float(plain["scored_at"]) if "scored_at" in plain else None),
+        scored_shard=(int(plain["scored_shard"]) if "scored_shard" in plain else None),
     )
 
 

@@ -21,6 +21,7 @@ from router_core.api import ChatCompletionRequest, check_session_id
 from router_core.classifier import Classification, classify, message_text
 from router_core.config import REQUEST_TYPES, GatewayConfig, RouterConfig
 from router_core.errors import InvalidRequest, NotFound, UpstreamFailed
+from router_core.forgetting import half_life_seconds
 from router_core.keys import KeyCache, hash_key, require_active
 from router_core.pricing import turn_cost
 from router_core.providers import ChatParams, UpstreamError
@@ -138,17 +139,6 @@ def build_arms(
     return arms
 
 
-def half_life_seconds(router: RouterConfig) -> float | None:
-    h = router.forgetting_half_life_hours
-    return None if h is None else h * 3600.0
-
-
-def compaction_interval_seconds(router: RouterConfig) -> float | None:
-    """How stale a cell's decay may get before it is folded in (≤ 3% extra decay of new evidence)."""
-    h = half_life_seconds(router)
-    return None if h is None else h / 24.0
-
-
 class TurnRouter:
     """The chat flow, bound to a config and a store (one per execution environment)."""
 
@@ -209,7 +199,6 @@ class TurnRouter:
                 models=router.models if router else (),
                 shards=router.cell_shards if router else 1,
                 half_life_s=half_life_seconds(router) if router else None,
-                compaction_interval_s=compaction_interval_seconds(router) if router else None,
             )
         except Exception:
             if cached_key is None:
