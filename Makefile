@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup run test test-fast lint typecheck validate checkov build deploy deploy-site create-key \
-        bench bench-learning bench-overhead bench-latency bench-cost clean
+        bench bench-learning bench-overhead bench-latency bench-cost bench-live clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -70,7 +70,7 @@ deploy-site: setup ## upload static_site/ to the stack's bucket and invalidate C
 create-key: setup ## create a client key on a deployed stack: make create-key STACK=name NAME=alice
 	$(BIN)/python -m tools.keys create --stack $(STACK) --name $(NAME)
 
-bench: bench-learning bench-overhead bench-latency bench-cost ## every benchmark (tables printed, JSON in benchmarks/results/)
+bench: bench-learning bench-overhead bench-latency bench-cost bench-live ## every benchmark (tables printed, JSON in benchmarks/results/)
 
 bench-learning: setup ## MMLU + demo-oracle replay: APGR, CPT(50%), regret, drift recovery
 	$(BIN)/python -m benchmarks.learning
@@ -83,6 +83,9 @@ bench-latency: setup ## router-added latency through the local API vs the upstre
 
 bench-cost: setup ## DynamoDB round trips / capacity per request and AWS cost per 1M requests
 	$(BIN)/python -m benchmarks.aws_cost
+
+bench-live: setup ## local stack + tools.traffic, 10 seeds × 2 shapes: pick shares, savings, quality, regret vs the oracle
+	$(BIN)/python -m benchmarks.live $(ARGS)
 
 clean: ## remove virtualenvs, build output and local state
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .local
