@@ -1,9 +1,10 @@
 """Replay machinery of the learning benchmark: request pools, feedback regimes, policies, metrics.
 
 A *pool* is a list of requests, each with a request type and whether the weak and the strong
-model answer it correctly. A *run* replays one shuffled pool through one policy at one price
-of a strong call (λ, in accuracy units), feeding back the chosen model's correctness as the
-thumbs signal (possibly sparse and noisy), and records what was picked and what it earned.
+model answer it correctly, and what the router is told about the two models (quality tiers). A
+*run* replays one shuffled pool through one policy at one price of a strong call (λ, in accuracy
+units), feeding back the chosen model's correctness as the thumbs signal (possibly sparse and
+noisy), and records what was picked and what it earned.
 
 Conventions (RouteLLM's `evals/evaluate.py`): cost = share of strong-model calls; the price λ is
 swept to trace accuracy against that share; APGR is the area under the curve normalised between
@@ -12,13 +13,14 @@ quality gap is closed. The curve includes the two trivial end points (0%, weak a
 (100%, strong accuracy), which any router reaches by always calling one model.
 
 Regret is expected regret per request against the best model of the request's type with
-hindsight (per-type accuracies over the whole pool, or the oracle's probabilities), at utility
-correct − λ·[strong called]: it does not depend on which prompts happened to be answered.
+hindsight (per-type accuracies over the whole pool), at utility correct − λ·[strong called]: it
+does not depend on which prompts happened to be answered.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import random
 import statistics
@@ -29,25 +31,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from router_core.bandit import Arm, Posterior, cold_start_prior, decay_factor, posterior_from_evidence
-from router_core.config import GatewayConfig, RouterConfig, load_config
-from router_core.turns import cell_prior, decide, decision_shares
-
-DEMO_SHARE_DRAWS = 4000
-"""Monte Carlo draws, used only where the exact pick-share integral would need too many panels."""
+from router_core.bandit import Arm, cold_start_prior, decay_factor, posterior_from_evidence
+from router_core.config import RouterConfig, load_config
+from router_core.turns import decide
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "routellm_mmlu"
 WEAK_COLUMN = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG_COLUMN = "gpt-4-1106-preview"
 DEMO_ROUTER = "smart-cheap-router"
-DEMO_ORACLE: dict[str, tuple[float, float]] = {
-    # request type: (P(fast satisfies), P(smart satisfies)), the demo's traffic.py oracle
-    "code_generation": (0.35, 0.92),
-    "factual_lookup": (0.85, 0.90),
-    "writing": (0.55, 0.85),
-}
-DEMO_PROMPT_TOKENS = 300
-"""Prompt tokens of one demo turn (a five-message conversation of about 1,200 characters)."""
+"""The shipped router whose bandit knobs (`RouterConfig` defaults) the replayed router runs with."""
+DATASETS = ("mmlu", "mmlu_swapped_tiers")
 REGRET_PRICE = 0.1
 """Price of one strong call in accuracy units for regret (and the drift scenarios)."""
 RECOVERY_WINDOW = 200
@@ -85,8 +78,10 @@ class Pool:
     cost_weak: float
     """Expected cost units of one weak call (0 for MMLU: cost is the share of strong calls)."""
     cost_strong: float
-    shuffle: bool
-    """MMLU is replayed in a seed-dependent order; generated pools are random already."""
+    data: str
+    """The labelled requests behind the pool. Pools over the same data (MMLU with true or swapped
+    tiers) replay the same request order, feedback noise and policy random numbers per seed, so
+    they differ only in what the router is told about the models."""
 
     def __len__(self) -> int:
         return len(self.type_idx)
@@ -131,40 +126,20 @@ def mmlu_pool(subject_stride: int = 1) -> Pool:
         strong=ModelSpec("gpt-4-1106", 3),
         cost_weak=0.0,
         cost_strong=1.0,
-        shuffle=True,
+        data="mmlu",
     )
 
 
-def demo_cost_units(config: GatewayConfig, model: str, router: RouterConfig) -> float:
-    """Expected cost units of one demo turn: (prompt × input price + expected output × output price) / reference."""
-    spec = config.models[model]
-    return spec.cost_usd(DEMO_PROMPT_TOKENS, spec.expected_output_tokens) / router.cost_reference_usd
-
-
-def seed_oracle_pool(seed: int, size: int) -> Pool:
-    """`size` demo turns of uniformly random type, each model's success drawn from the demo oracle."""
-    config = load_config()
-    router = config.routers[DEMO_ROUTER]
-    weak_name, strong_name = router.models  # (fast, smart)
-    rng = random.Random(_stable_seed("seed_oracle_pool", seed))
-    types = tuple(DEMO_ORACLE)
-    type_idx = [rng.randrange(len(types)) for _ in range(size)]
-    weak_ok = [rng.random() < DEMO_ORACLE[types[t]][0] for t in type_idx]
-    strong_ok = [rng.random() < DEMO_ORACLE[types[t]][1] for t in type_idx]
-    spec = {m: ModelSpec(m, config.models[m].quality_tier, config.models[m].strengths) for m in router.models}
-    return Pool(
-        name="seed_oracle",
-        types=types,
-        type_idx=tuple(type_idx),
-        weak_ok=tuple(weak_ok),
-        strong_ok=tuple(strong_ok),
-        acc_weak=tuple(DEMO_ORACLE[t][0] for t in types),
-        acc_strong=tuple(DEMO_ORACLE[t][1] for t in types),
-        weak=spec[weak_name],
-        strong=spec[strong_name],
-        cost_weak=demo_cost_units(config, weak_name, router),
-        cost_strong=demo_cost_units(config, strong_name, router),
-        shuffle=False,
+@cache
+def mmlu_swapped_tiers_pool(subject_stride: int = 1) -> Pool:
+    """MMLU with the two models' declared quality tiers swapped (weak declared 3, strong 2): what
+    a wrong `quality_tier` in the config costs. Same prompts, labels and costs as `mmlu_pool`."""
+    pool = mmlu_pool(subject_stride)
+    return dataclasses.replace(
+        pool,
+        name="mmlu_swapped_tiers",
+        weak=ModelSpec(pool.weak.name, pool.strong.quality_tier, pool.weak.strengths),
+        strong=ModelSpec(pool.strong.name, pool.weak.quality_tier, pool.strong.strengths),
     )
 
 
@@ -228,11 +203,10 @@ class Stream:
 
 def make_stream(pool: Pool, scenario: Scenario, seed: int) -> Stream:
     """Same order and same feedback noise for every policy and price of one seed (common random numbers)."""
-    rng = random.Random(_stable_seed("stream", pool.name, len(pool), seed))
+    rng = random.Random(_stable_seed("stream", pool.data, len(pool), seed))
     order = list(range(len(pool)))
-    if pool.shuffle:
-        rng.shuffle(order)
-    noise = random.Random(_stable_seed("noise", pool.name, scenario.name, seed))
+    rng.shuffle(order)
+    noise = random.Random(_stable_seed("noise", pool.data, scenario.name, seed))
     rated = [noise.random() < scenario.rated_share for _ in order]
     flipped = [noise.random() < scenario.flip_share for _ in order]
     change_at = len(order) // 2 if scenario.drift else None
@@ -276,7 +250,9 @@ class RouterPolicy:
     """Production: `cold_start_prior` + decayed evidence → `Arm`s with real cost units → `pick_model`.
 
     Every knob comes from `RouterConfig` (defaults unless overridden), exactly as the chat path
-    passes them; only the weights change across the price sweep (they still sum to 1).
+    passes them; only the weights change across the price sweep (they still sum to 1). Each arm
+    carries its decayed evidence (α + β beyond the prior), as `turns.build_arms` does, so its
+    posterior temper is earned the same way.
     """
 
     def __init__(self, pool: Pool, router: RouterConfig, price: float, rng: random.Random) -> None:
@@ -303,7 +279,7 @@ class RouterPolicy:
         for m, cost in ((0, self.cost_weak), (1, cost_strong)):
             a, b = self.cells[type_idx][m].read(hour, self.half_life_s)
             posterior = posterior_from_evidence(self.priors[type_idx][m], a, b)
-            arms.append(Arm(self.models[m].name, posterior, cost))
+            arms.append(Arm(self.models[m].name, posterior, cost, evidence=a + b))
         decision = decide(self.router, arms, self.rng, quality_weight=self.quality_weight, cost_weight=self.cost_weight)
         self.propensities.append(decision.propensity)
         return decision.model == self.models[1].name
@@ -534,52 +510,6 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}
 
 
-# --------------------------------------------------------------------------- the demo check
-
-
-def demo_check(seed: int, sessions: int = 80, router_name: str = DEMO_ROUTER) -> dict[str, Any]:
-    """The demo's learning check with the shipped router, default weights and real cost units.
-
-    `sessions` one-turn sessions of a uniformly random demo type, each rated Bernoulli(oracle).
-    Returns the router's pick shares per type afterwards (exact, `pick_shares`) and the share of
-    smart picks among code_generation turns in the second half of the sessions.
-    """
-
-    config = load_config()
-    router = config.routers[router_name]
-    rng = random.Random(_stable_seed("demo", seed))
-    oracle_rng = random.Random(_stable_seed("demo-oracle", seed))
-    weak, strong = router.models
-    costs = {m: demo_cost_units(config, m, router) for m in router.models}
-    evidence = {(t, m): [0.0, 0.0] for t in DEMO_ORACLE for m in router.models}
-
-    def arms_for(request_type: str) -> list[Arm]:
-        out = []
-        for m in router.models:
-            prior = cell_prior(config, router, request_type, m)
-            posterior: Posterior = posterior_from_evidence(prior, *evidence[(request_type, m)])
-            out.append(Arm(m, posterior, costs[m]))
-        return out
-
-    code_picks: list[bool] = []
-    for session in range(sessions):
-        request_type = oracle_rng.choice(tuple(DEMO_ORACLE))
-        decision = decide(router, arms_for(request_type), rng)
-        p_ok = DEMO_ORACLE[request_type][router.models.index(decision.model)]
-        reward = 1.0 if oracle_rng.random() < p_ok else 0.0
-        cell = evidence[(request_type, decision.model)]
-        cell[0] += reward
-        cell[1] += 1.0 - reward
-        if request_type == "code_generation" and session >= sessions // 2:
-            code_picks.append(decision.model == strong)
-    shares = {t: decision_shares(router, arms_for(t), random.Random(0), DEMO_SHARE_DRAWS) for t in DEMO_ORACLE}
-    return {
-        "smart_share": {t: s[strong] for t, s in shares.items()},
-        "fast_share": {t: s[weak] for t, s in shares.items()},
-        "code_smart_picks_second_half": statistics.fmean(code_picks) if code_picks else None,
-    }
-
-
 # --------------------------------------------------------------------------- a unit of work
 
 
@@ -594,16 +524,15 @@ class Job:
     knobs: tuple[float, ...]
     requests_per_hour: float
     mmlu_stride: int = 1
-    oracle_size: int = 3000
     router_overrides: tuple[tuple[str, Any], ...] = ()
 
 
 def pool_for(job: Job) -> Pool:
-    """The pool a job replays (MMLU is shared; the demo pool is drawn per seed)."""
+    """The pool a job replays (loaded once per process)."""
     if job.dataset == "mmlu":
         return mmlu_pool(job.mmlu_stride)
-    if job.dataset == "seed_oracle":
-        return seed_oracle_pool(job.seed, job.oracle_size)
+    if job.dataset == "mmlu_swapped_tiers":
+        return mmlu_swapped_tiers_pool(job.mmlu_stride)
     raise ValueError(f"unknown dataset {job.dataset!r}")
 
 
@@ -621,7 +550,7 @@ def run_job(job: Job) -> dict[str, Any]:
     router = demo_router_config(job.router_overrides)
     out: list[dict[str, Any]] = []
     for knob in job.knobs:
-        rng = random.Random(_stable_seed(job.dataset, job.scenario, job.policy, job.seed, knob))
+        rng = random.Random(_stable_seed(pool.data, job.scenario, job.policy, job.seed, knob))
         policy = make_policy(job.policy, pool, knob, stream, rng, router)
         regret_price = knob if job.policy in SWEEPS_PRICE else REGRET_PRICE
         result = replay(

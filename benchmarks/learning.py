@@ -3,16 +3,20 @@
     .venv/bin/python -m benchmarks.learning [--seeds 10] [--quick] [--out PATH] [--processes 2]
 
 Datasets
-  mmlu         14,042 MMLU prompts in 57 subjects (= request types) with the correctness of
-               Mixtral-8x7B (weak) and GPT-4-1106 (strong), from lm-sys/RouteLLM (Apache-2.0,
-               benchmarks/data/). Cost = share of strong calls, as in RouteLLM's evaluation.
-  seed_oracle  the demo's three request types and quality oracle, with the real prices and
-               expected output tokens of the shipped `smart-cheap-router` (cost units).
+  mmlu                14,042 MMLU prompts in 57 subjects (= request types) with the correctness
+                      of Mixtral-8x7B (weak, declared quality tier 2) and GPT-4-1106 (strong,
+                      tier 3), from lm-sys/RouteLLM (Apache-2.0, benchmarks/data/). Cost = share
+                      of strong calls, as in RouteLLM's evaluation.
+  mmlu_swapped_tiers  the same prompts, labels, order and noise with the two tiers swapped (weak
+                      declared 3, strong 2): what a wrong `quality_tier` costs. Clean scenario,
+                      router and plain_ts only.
+  The demo scenario (the shipped router, its request types and prices) is not replayed here: it
+  is measured live, through the classifier, the signal gate, SQS and real token counts, by
+  `make bench-live` (benchmarks/live.py).
 Scenarios
   clean, sparse_noisy (20% of turns rated, 15% of ratings flipped), drift_regression (half-way,
-  the strong model silently answers like the weak one on the busiest types where it was the
-  best choice: 10 MMLU subjects; both demo types where smart wins), drift_price_cut (half-way,
-  the strong model gets 10x cheaper).
+  the strong model silently answers like the weak one on the 10 busiest subjects where it was
+  the best choice), drift_price_cut (half-way, the strong model gets 10x cheaper).
 Policies
   always_strong, always_weak, random, plain_ts (Beta(1,1) Thompson sampling), router (the
   production path with the default RouterConfig), and type_oracle (reference only: it reads the
@@ -21,7 +25,10 @@ Metrics (per seed; mean and 95% CI over seeds; definitions in benchmarks/_replay
   apgr, cpt50 (clean and sparse_noisy: the price of a strong call is swept), regret_1000 and
   regret_final (expected regret against the best model per type with hindsight, strong call
   priced 0.1 accuracy units), recovery_requests (drift: requests per affected type until the
-  200-request moving average of regret stays below 0.01), and the demo check (80 sessions).
+  200-request moving average of regret stays below 0.01).
+Checks (pass/fail, printed and under "checks" in the JSON)
+  mmlu_no_regression: clean APGR >= 0.62 and final regret <= plain_ts's in the same run + 5%;
+  swapped_tiers_regret: with swapped tiers, final regret <= plain_ts's in the same run.
 
 Time model: request i arrives at hour i / --requests-per-hour (default: the MMLU pass spans one
 week), which is what the router's time-based forgetting sees. Writes benchmarks/results/learning.json.
@@ -44,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._replay import (
+    DATASETS,
     POLICIES,
     REGRET_PRICE,
     SCENARIOS,
@@ -52,7 +60,6 @@ from benchmarks._replay import (
     RunResult,
     apgr,
     cpt,
-    demo_check,
     demo_router_config,
     mmlu_pool,
     run_job,
@@ -73,8 +80,14 @@ TARGETS = {
     "mmlu.clean.regret_1000": "<= 20",
     "mmlu.clean.regret_final": "<= 100",
     "drift.recovery_requests": "<= 150 per affected type",
-    "seed_oracle.demo_check.code_generation_smart_share": ">= 0.90",
+    "mmlu.clean.no_regression": "apgr >= 0.62 and regret_final <= plain_ts regret_final (same run) + 5%",
+    "mmlu_swapped_tiers.clean.regret_final": "<= plain_ts regret_final (same run)",
 }
+NO_REGRESSION_APGR = 0.62
+NO_REGRESSION_REGRET_MARGIN = 0.05
+SWAPPED_TIERS_SCENARIOS = ("clean",)
+SWAPPED_TIERS_POLICIES = ("plain_ts", "router")
+"""Tiers only reach the router's priors: plain_ts ignores them (its row equals the mmlu one)."""
 REFERENCE = {
     "mmlu": {
         "weak_accuracy": 0.6808,
@@ -92,10 +105,11 @@ def build_jobs(args: argparse.Namespace) -> list[Job]:
     prices: tuple[float, ...] = QUICK_PRICES if args.quick else PRICES
     random_p: tuple[float, ...] = QUICK_RANDOM_P if args.quick else RANDOM_P
     jobs = []
-    for dataset in ("mmlu", "seed_oracle"):
-        for scenario in SCENARIOS:
+    for dataset in DATASETS:
+        swapped = dataset == "mmlu_swapped_tiers"
+        for scenario in SWAPPED_TIERS_SCENARIOS if swapped else SCENARIOS:
             drift = SCENARIOS[scenario].drift is not None
-            for policy in POLICIES:
+            for policy in SWAPPED_TIERS_POLICIES if swapped else POLICIES:
                 knobs: tuple[float, ...]
                 if policy in SWEEPS_PRICE:
                     knobs = (REGRET_PRICE,) if drift else prices
@@ -113,11 +127,10 @@ def build_jobs(args: argparse.Namespace) -> list[Job]:
                             knobs=tuple(knobs),
                             requests_per_hour=args.requests_per_hour,
                             mmlu_stride=args.mmlu_stride,
-                            oracle_size=args.oracle_size,
                         )
                     )
     cost = {"router": 20, "plain_ts": 2, "type_oracle": 1, "random": 1, "always_strong": 0.2, "always_weak": 0.2}
-    jobs.sort(key=lambda j: -(cost[j.policy] * len(j.knobs) * (3 if j.dataset == "mmlu" else 1)))
+    jobs.sort(key=lambda j: -(cost[j.policy] * len(j.knobs)))
     return jobs
 
 
@@ -171,7 +184,7 @@ def aggregate(done: Iterable[dict[str, Any]]) -> dict[str, Any]:
                 if seed_rec:
                     per_seed["recovery_requests"].append(statistics.fmean(seed_rec))
                 per_seed["post_change_regret_affected"].append(at["post_change_regret_affected"])
-        entry: dict[str, Any] = {}
+        entry: dict[str, Any] = {"regret_final_per_seed": per_seed["regret_final"]}
         for key in ("apgr", "cpt50", "regret_1000", "regret_final", "recovery_requests", "post_change_regret_affected"):
             if per_seed.get(key):
                 s = summarize(per_seed[key])
@@ -201,28 +214,74 @@ def aggregate(done: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run_demo_checks(seeds: int) -> dict[str, Any]:
-    """The demo's 80-session check over `seeds` seeds, summarised."""
-    checks = [demo_check(seed) for seed in range(seeds)]
-    code = [c["smart_share"]["code_generation"] for c in checks]
-    factual_fast = [c["fast_share"]["factual_lookup"] for c in checks]
-    writing = [c["smart_share"]["writing"] for c in checks]
-    second_half = [c["code_smart_picks_second_half"] for c in checks if c["code_smart_picks_second_half"] is not None]
-    return {
-        "sessions": 80,
-        "code_generation_smart_share": summarize(code),
-        "code_generation_smart_share_per_seed": code,
-        "seeds_meeting_0_90": sum(v >= 0.9 for v in code),
-        "factual_lookup_fast_share": summarize(factual_fast),
-        "factual_lookup_prefers_fast_seeds": sum(v > 0.5 for v in factual_fast),
-        "writing_smart_share": summarize(writing),
-        "code_generation_smart_picks_sessions_41_80": summarize(second_half) if second_half else None,
-        "weights": {"quality": demo_router_config().weights.quality, "cost": demo_router_config().weights.cost},
-    }
+def _check_line(passed: bool, text: str) -> str:
+    return f"{'PASS' if passed else 'FAIL'}  {text}"
 
 
-def print_table(results: dict[str, Any], demo: dict[str, Any]) -> None:
-    """One table per dataset: policies × scenarios (rich)."""
+def _paired(router: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Per-seed router − plain_ts final regret (both replay the same order and feedback per seed)."""
+    diffs = [r - b for r, b in zip(router["regret_final_per_seed"], baseline["regret_final_per_seed"], strict=True)]
+    return summarize(diffs)
+
+
+def target_checks(results: dict[str, Any], requests: int) -> list[dict[str, Any]]:
+    """The issue's pass/fail targets, each against plain_ts measured in the same run."""
+    checks: list[dict[str, Any]] = []
+    clean = results.get("mmlu", {}).get("clean", {})
+    if "router" in clean and "plain_ts" in clean:
+        router, plain = clean["router"], clean["plain_ts"]
+        bound = plain["regret_final"] * (1.0 + NO_REGRESSION_REGRET_MARGIN)
+        apgr_ok = router["apgr"] >= NO_REGRESSION_APGR
+        regret_ok = router["regret_final"] <= bound
+        checks.append(
+            {
+                "name": "mmlu_no_regression",
+                "target": TARGETS["mmlu.clean.no_regression"],
+                "apgr": router["apgr"],
+                "apgr_passed": apgr_ok,
+                "regret_final": router["regret_final"],
+                "plain_ts_regret_final": plain["regret_final"],
+                "regret_bound": bound,
+                "regret_passed": regret_ok,
+                "router_minus_plain_ts_regret": _paired(router, plain),
+                "requests": requests,
+                "passed": apgr_ok and regret_ok,
+                "line": _check_line(
+                    apgr_ok and regret_ok,
+                    f"MMLU no regression: APGR {router['apgr']:.3f} (≥ {NO_REGRESSION_APGR}: "
+                    f"{'yes' if apgr_ok else 'no'}); regret at {requests:,} {router['regret_final']:.1f} "
+                    f"(≤ plain TS {plain['regret_final']:.1f} + 5% = {bound:.1f}: {'yes' if regret_ok else 'no'})",
+                ),
+            }
+        )
+    swapped = results.get("mmlu_swapped_tiers", {}).get("clean", {})
+    if "router" in swapped and "plain_ts" in swapped:
+        router, plain = swapped["router"], swapped["plain_ts"]
+        ok = router["regret_final"] <= plain["regret_final"]
+        checks.append(
+            {
+                "name": "swapped_tiers_regret",
+                "target": TARGETS["mmlu_swapped_tiers.clean.regret_final"],
+                "apgr": router.get("apgr"),
+                "regret_final": router["regret_final"],
+                "plain_ts_regret_final": plain["regret_final"],
+                "ratio_to_plain_ts": router["regret_final"] / plain["regret_final"],
+                "router_minus_plain_ts_regret": _paired(router, plain),
+                "requests": requests,
+                "passed": ok,
+                "line": _check_line(
+                    ok,
+                    f"MMLU, tiers swapped: regret at {requests:,} {router['regret_final']:.1f} "
+                    f"(≤ plain TS {plain['regret_final']:.1f}: {'yes' if ok else 'no'}; "
+                    f"{router['regret_final'] / plain['regret_final']:.2f}×)",
+                ),
+            }
+        )
+    return checks
+
+
+def print_table(results: dict[str, Any], checks: Sequence[dict[str, Any]]) -> None:
+    """One table per dataset: policies × scenarios (rich), then the pass/fail checks."""
     from rich.console import Console
     from rich.table import Table
 
@@ -259,14 +318,8 @@ def print_table(results: dict[str, Any], demo: dict[str, Any]) -> None:
                 )
             table.add_section()
         console.print(table)
-    code = demo["code_generation_smart_share"]
-    fact = demo["factual_lookup_fast_share"]
-    console.print(
-        f"demo check (80 sessions): code_generation smart share {code['mean']:.3f} "
-        f"[{code['ci95'][0]:.3f}, {code['ci95'][1]:.3f}], {demo['seeds_meeting_0_90']} seeds ≥ 0.90; "
-        f"factual_lookup fast share {fact['mean']:.3f}, "
-        f"prefers fast in {demo['factual_lookup_prefers_fast_seeds']} seeds"
-    )
+    for check in checks:
+        console.print(check["line"], markup=False, highlight=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -281,7 +334,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.seeds < 1 or args.processes < 1:
         parser.error("--seeds and --processes must be >= 1")
     args.mmlu_stride = 3 if args.quick else 1
-    args.oracle_size = 1500 if args.quick else 3000
     started = time.perf_counter()
     jobs = build_jobs(args)
     mmlu_pool(args.mmlu_stride)  # load once before forking
@@ -292,12 +344,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with ctx.Pool(args.processes) as workers:
             done = list(workers.imap_unordered(run_job, jobs))
     results = aggregate(done)
-    demo = run_demo_checks(args.seeds)
-    results.setdefault("seed_oracle", {})["demo_check"] = demo
+    checks = target_checks(results, len(mmlu_pool(args.mmlu_stride)))
     elapsed = time.perf_counter() - started
     router = demo_router_config()
     payload = {
         **results,
+        "checks": checks,
         "meta": {
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "quick": args.quick,
@@ -309,7 +361,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "prices_swept": list(QUICK_PRICES if args.quick else PRICES),
             "regret_price": REGRET_PRICE,
             "mmlu_requests": len(mmlu_pool(args.mmlu_stride)),
-            "oracle_requests": args.oracle_size,
             "router_knobs": {
                 "prior_mass": router.prior_mass,
                 "exploration_floor": router.exploration_floor,
@@ -322,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    print_table({k: v for k, v in results.items() if k in ("mmlu", "seed_oracle")}, demo)
+    print_table(results, checks)
     print(f"wrote {args.out} in {elapsed:.0f} s")
     return 0
 
