@@ -72,7 +72,7 @@ create-key: setup ## create a client key on a deployed stack: make create-key ST
 
 bench: bench-learning bench-overhead bench-latency bench-cost bench-live ## every benchmark (tables printed, JSON in benchmarks/results/)
 
-bench-learning: setup ## MMLU + demo-oracle replay: APGR, CPT(50%), regret, drift recovery
+bench-learning: setup ## MMLU replay: APGR, CPT(50%), regret, drift recovery, swapped quality tiers
 	$(BIN)/python -m benchmarks.learning
 
 bench-overhead: setup ## in-process decision time (classify + sample + pick) for 10 models

@@ -19,11 +19,9 @@ Seeds. Traffic run k of seed S uses `--seed S + k·100000`: traffic derives each
 `session_rng(seed, index)` with the index restarting at 0 in every run, so reusing S would
 replay the first sessions. Both shapes see the same sessions for a seed (paired).
 
-The feedback rate limit. The shipped config applies at most `feedback_per_minute_per_key` (120)
-signals per client key and minute; this benchmark compresses days of sessions into seconds, so
-by default each stack gets a copy of the shipped config with that limit raised to
-`--feedback-limit` (nothing else changes; `--feedback-limit 0` keeps the shipped limit, and the
-signal counts then show the drops).
+The stacks run the shipped config unchanged (`router_core/routers.yaml`), as `make run` does.
+Implicit signals are not rate-limited (the per-key limit applies to explicit feedback only), so
+compressing days of sessions into seconds loses none: the signal counts check it.
 
 Metrics, per run at each checkpoint. Notation: T the traffic's request types, M the router's
 models (from the state), q(t, m) the traffic oracle's P(success) (the "true quality"), and from
@@ -88,7 +86,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import yaml
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -103,7 +100,6 @@ ROUTER = "smart-cheap-router"
 SHAPES = ("negative", "seed")
 SEED_STRIDE = 100_000
 """Traffic run k of seed S uses seed S + k·SEED_STRIDE (no session replays an earlier run's)."""
-FEEDBACK_LIMIT = 1_000_000
 RUN_TIMEOUT_S = 600.0
 SETTLE_S = 30.0
 """Longest wait for queued signals after a traffic run (traffic's --settle, then our own poll)."""
@@ -409,15 +405,6 @@ def stack_supports_seed() -> bool:
     return "--seed" in done.stdout
 
 
-def write_config(path: Path, feedback_limit: int) -> Path:
-    """A copy of the shipped router config with every router's feedback rate limit set."""
-    data = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
-    for router in data["routers"].values():
-        router["feedback_per_minute_per_key"] = feedback_limit
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
 def router_knobs(config: Path | None) -> dict[str, Any]:
     """The router's scalar settings as the stacks load them (the state does not show them all)."""
     from router_core.config import load_config
@@ -702,12 +689,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma list of negative, seed (default both)")
     parser.add_argument("--sessions", default=None, help="cumulative checkpoints (default 100,300; quick 30,60)")
     parser.add_argument("--quick", action="store_true", help="CI smoke run: 2 seeds, 30 + 30 sessions")
-    parser.add_argument(
-        "--feedback-limit",
-        type=int,
-        default=FEEDBACK_LIMIT,
-        help=f"feedback_per_minute_per_key for the stacks (default {FEEDBACK_LIMIT}; 0 = the shipped config's)",
-    )
     parser.add_argument("--run-timeout", type=float, default=RUN_TIMEOUT_S, help="seconds per (shape, seed) run")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON report (default {RESULTS})")
     args = parser.parse_args(argv)
@@ -718,8 +699,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--seeds must be >= 1 and --shapes a comma list of {', '.join(SHAPES)}")
     if not checkpoints or checkpoints[0] < 1 or any(b <= a for a, b in pairwise(checkpoints)):
         parser.error("--sessions must be increasing positive numbers, e.g. 100,300")
-    if args.feedback_limit < 0:
-        parser.error("--feedback-limit must be 0 (shipped) or more")
 
     started = time.monotonic()
     with_seed = stack_supports_seed()
@@ -732,8 +711,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="live-bench-") as tmp:
         workdir = Path(tmp)
-        config = write_config(workdir / "routers.yaml", args.feedback_limit) if args.feedback_limit else None
-        knobs = router_knobs(config)  # read now: the temporary copy goes with the directory
+        config = None  # the shipped config, as `make run` uses it
+        knobs = router_knobs(config)
         for shape in shapes:
             for seed in range(seeds):
                 rows.append(
@@ -760,7 +739,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "checkpoints": checkpoints,
             "traffic": {"rate_s": 0, "concurrency": 1, "seed_stride": SEED_STRIDE, "settle_s": SETTLE_S},
             "stack_seeded": with_seed,
-            "feedback_per_minute_per_key": args.feedback_limit or "shipped",
             "router_config": router_config,
             "router_knobs": knobs,
             "elapsed_seconds": round(elapsed, 1),

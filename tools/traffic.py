@@ -8,7 +8,8 @@ tool reads the router's pick (`x-router-model`) and request type (`x-router-requ
 rolls a Bernoulli draw against the quality oracle for (labelled type, picked model), and sends
 the follow-up in the same session: the real answer plus a satisfaction follow-up on success, a
 neutral one on failure (or a complaint with `--negative-signals`). The router reads that
-follow-up as implicit feedback on the first turn (`router.implicit_feedback` in the answer).
+follow-up as implicit feedback on the first turn (`router.implicit_feedback` in the answer): a
+neutral follow-up as its weak `neutral` observation (the router's `neutral_follow_up_reward`).
 
 With AWS credentials the tool also reads the IAM-signed `GET /v1/state` before and after the
 run: the router's pick share per type, regret against the oracle, and how many turns and
@@ -839,8 +840,12 @@ def summarize(
                 }
                 for t, row in sorted(by_cell.items())
             },
+            # A neutral follow-up is read as the router's weak "neutral" observation (or as nothing
+            # when the router's neutral_follow_up_reward is off); never as praise or a complaint.
             "unread": sum(1 for r in done if r.follow_up_kind != "neutral" and r.signal_kind is None),
-            "unexpected": sum(1 for r in done if r.follow_up_kind == "neutral" and r.signal_kind is not None),
+            "unexpected": sum(
+                1 for r in done if r.follow_up_kind == "neutral" and r.signal_kind not in (None, "neutral")
+            ),
         },
         "errors": dict(Counter(str(r.error) for r in failed).most_common(5)),
         "state": None,
@@ -1145,11 +1150,12 @@ def _run(args: argparse.Namespace, err: Console, out: Console) -> int:
                 )
         elif aws is not None:
             notes.append("interrupted: the state was not read again")
-    neutral = sum(1 for r in outcome.results if r.follow_up_kind == "neutral")
+    neutral = [r for r in outcome.results if r.follow_up_kind == "neutral"]
     if neutral:
+        weak = sum(1 for r in neutral if r.signal_kind == "neutral")
         notes.append(
-            f"failed answers with a neutral follow-up: {neutral}. Those carry no signal: the router learned only "
-            "from successes there (--negative-signals answers failures with a complaint)"
+            f"failed answers with a neutral follow-up: {len(neutral)}, of which the router read {weak} as its weak "
+            "'neutral' observation (neutral_follow_up_reward); --negative-signals answers failures with a complaint"
         )
     summary = summarize(
         outcome, plan, api_url=api.api_url, rounds=args.rounds, state_before=before, state_after=after, notes=notes

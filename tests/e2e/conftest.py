@@ -7,6 +7,7 @@ starts extra instances (restart and port tests).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,10 +117,15 @@ def start_stack() -> Iterator[Callable[..., RunningStack]]:
         stack.process.stop()
 
 
+STACK_SEED = os.environ.get("ROUTER_TEST_SEED", "11")
+"""Seeds the shared stack's router and simulated models (`--seed`); vary it to re-run the suite
+under other draws (the learning tests assert what must hold whatever the draws)."""
+
+
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     base = tmp_path_factory.mktemp("local-stack")
-    stack = start_local_stack(base / "state")
+    stack = start_local_stack(base / "state", extra=("--seed", STACK_SEED))
     try:
         yield stack
     finally:

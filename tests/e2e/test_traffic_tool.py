@@ -117,12 +117,13 @@ def test_short_run_teaches_the_oracle_and_its_summary_matches_the_state(local_st
             assert new[cell]["alpha"] - old[cell]["alpha"] == pytest.approx(moved["alpha"], abs=DECAY_TOLERANCE)
             assert new[cell]["beta"] - old[cell]["beta"] == pytest.approx(moved["beta"], abs=DECAY_TOLERANCE)
 
-    # The oracle's direction: code_generation/smart gained α, and the router now prefers smart for code.
+    # The oracle's direction, whatever the draws: for code, smart's posterior mean is now well above
+    # fast's (0.92 vs 0.35 true; 36 sessions give each code cell that tried it several ratings),
+    # and the router's own trade with the true qualities names smart.
     code = summary["signals"]["by_cell"]["code_generation"]
     assert code["smart"]["kinds"]["satisfaction"] >= 3
     assert new[("code_generation", "smart")]["alpha"] > old[("code_generation", "smart")]["alpha"] + 2
-    shares = summary["state"]["types"]["code_generation"]["pick_share"]
-    assert shares["smart"] > 0.8
+    assert new[("code_generation", "smart")]["mean"] > new[("code_generation", "fast")]["mean"] + 0.15
     assert summary["state"]["types"]["code_generation"]["best_trade_model"] == "smart"
 
 

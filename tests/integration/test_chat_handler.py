@@ -101,6 +101,36 @@ def test_satisfied_follow_up_queues_one_signal_for_the_previous_turn(stack: Stac
     assert cell["beta"] == pytest.approx(cell["prior_beta"], abs=1e-3)
 
 
+def _ordinary_follow_up(stack: Stack) -> tuple[str, str, dict[str, Any] | None]:
+    first = stack.chat_request({"model": "smart-cheap-router", "messages": five_message_conversation(CODE_PROMPT)})
+    session = first["headers"]["x-router-session-id"]
+    messages = [*five_message_conversation(CODE_PROMPT), {"role": "assistant", "content": "def merge(a, b): ..."}]
+    messages.append({"role": "user", "content": "Now a version that merges three lists."})
+    second = stack.chat_request({"model": "smart-cheap-router", "messages": messages}, session=session)
+    implicit: dict[str, Any] | None = json.loads(second["body"])["router"].get("implicit_feedback")
+    return first["headers"]["x-router-turn-id"], first["headers"]["x-router-model"], implicit
+
+
+def test_an_ordinary_follow_up_is_a_weak_neutral_observation(stack: Stack) -> None:
+    turn_id, model, implicit = _ordinary_follow_up(stack)
+    assert implicit == {"turn_id": turn_id, "kind": "neutral", "reward": 0.25}
+    assert stack.drain_signals() == {"batchItemFailures": []}
+    cell = next(
+        c for c in stack.router_state()["cells"] if c["request_type"] == "code_generation" and c["model"] == model
+    )
+    assert cell["feedback"] == 1
+    assert cell["alpha"] == pytest.approx(cell["prior_alpha"] + 0.25, abs=1e-3)
+    assert cell["beta"] == pytest.approx(cell["prior_beta"] + 0.75, abs=1e-3)
+
+
+def test_a_router_can_read_silence_as_no_signal(stack: Stack, router_settings: Any) -> None:
+    router_settings(neutral_follow_up_reward=None)
+    _, _, implicit = _ordinary_follow_up(stack)
+    assert implicit is None
+    assert stack.drain_signals() == {"batchItemFailures": []}
+    assert stack.router_state()["counts"]["feedback"] == 0
+
+
 def test_stream_true_is_answered_as_server_sent_events(stack: Stack) -> None:
     response = stack.chat_request(
         {"model": "smart-cheap-router", "stream": True, "messages": [{"role": "user", "content": CODE_PROMPT}]}

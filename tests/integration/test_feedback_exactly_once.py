@@ -214,6 +214,20 @@ def test_feedback_rate_limit_per_key_is_429(stack: Stack, router_settings: Any) 
     assert statuses == [200, 200, 429]
 
 
+def test_implicit_signals_are_never_dropped_by_the_explicit_rate_limit(stack: Stack, router_settings: Any) -> None:
+    router_settings(feedback_per_minute_per_key=1)
+    for _ in range(4):  # four sessions, each a gated turn and a complaint about it
+        turn_id, _ = gated_turn(stack)
+        messages = [*five_message_conversation(CODE_PROMPT), {"role": "assistant", "content": "def merge(): ..."}]
+        messages.append({"role": "user", "content": "that's wrong, it still fails on empty lists"})
+        stack.chat_request({"model": "smart-cheap-router", "messages": messages}, session=turn_id.split(".")[0])
+    assert stack.drain_signals() == {"batchItemFailures": []}
+    assert stack.router_state()["counts"]["feedback"] == 4
+    # The limit still holds for explicit ratings from the same key.
+    turns = [gated_turn(stack)[0] for _ in range(2)]
+    assert [stack.feedback_request({"turn_id": t, "rating": "up"})["statusCode"] for t in turns] == [200, 429]
+
+
 def throttled_transaction(*args: object, **kwargs: object) -> None:
     from botocore.exceptions import ClientError
 

@@ -34,7 +34,8 @@ any_float = st.floats(allow_nan=True, allow_infinity=True)
 @st.composite
 def arm_sets(draw: st.DrawFn, min_size: int = 1, max_size: int = 5) -> list[Arm]:
     n = draw(st.integers(min_value=min_size, max_value=max_size))
-    return [Arm(f"m{i}", Posterior(draw(shapes), draw(shapes)), draw(costs)) for i in range(n)]
+    evidence = st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=1e4), st.just(math.inf))
+    return [Arm(f"m{i}", Posterior(draw(shapes), draw(shapes)), draw(costs), draw(evidence)) for i in range(n)]
 
 
 def exact_two_arm(pick: tuple[float, float], other: tuple[float, float], shift: float) -> float:
@@ -197,6 +198,14 @@ def test_same_seed_gives_the_same_picks() -> None:
             0.2,
         ),
         ([Arm(f"m{i}", Posterior(20.0 + 6 * i, 30.0 - 2 * i), 0.02 * i) for i in range(6)], 0.05),
+        (  # earned tempers differ: a wide, unobserved cheap arm against well-observed ones
+            [
+                Arm("cheap", Posterior(2.4, 1.6), 0.0, evidence=0.0),
+                Arm("mid", Posterior(30.0, 10.0), 0.05, evidence=36.0),
+                Arm("big", Posterior(92.0, 8.0), 0.15, evidence=96.0),
+            ],
+            0.02,
+        ),
     ],
 )
 def test_propensity_matches_the_empirical_pick_frequency(arms: list[Arm], floor: float) -> None:
@@ -301,7 +310,7 @@ def test_numerical_win_probabilities_match_monte_carlo_for_many_arms() -> None:
 
 
 def test_tempering_samples_a_narrower_beta_with_the_same_mean() -> None:
-    arms = [Arm("a", Posterior(3.0, 2.0), 0.0)]
+    arms = [Arm("a", Posterior(3.0, 2.0), 0.0, evidence=math.inf)]  # fully earned temper
     draws = {
         t: [
             pick_model(arms, quality_weight=1, cost_weight=0, rng=random.Random(s), posterior_temper=t).sampled["a"]
@@ -345,7 +354,7 @@ def test_an_arm_refuses_a_bad_cost(bad_cost: float) -> None:
 
 
 def test_a_tempered_shape_that_overflows_raises_instead_of_picking() -> None:
-    arms = [Arm("a", Posterior(1e308, 1.0), 0.0), Arm("b", Posterior(1.0, 1.0), 0.0)]
+    arms = [Arm("a", Posterior(1e308, 1.0), 0.0, evidence=math.inf), Arm("b", Posterior(1.0, 1.0), 0.0)]
     with pytest.raises(BanditError, match="overflow"):
         pick_model(arms, quality_weight=0.7, cost_weight=0.3, rng=random.Random(0), posterior_temper=10.0)
 
@@ -369,3 +378,44 @@ def test_shares_fall_back_to_monte_carlo_when_integration_would_exceed_its_budge
     assert sum(sampled.values()) == pytest.approx(1.0)
     for model, p in exact.items():
         assert sampled[model] == pytest.approx(p, abs=4.5 * math.sqrt(p * (1 - p) / n) + 1e-3)
+
+
+def test_the_temper_is_earned_with_evidence() -> None:
+    temper = DEFAULT_POSTERIOR_TEMPER
+    ramp = [bandit.effective_temper(e, temper) for e in (0.0, 1.0, 4.0, 16.0, 64.0, 1e6)]
+    assert ramp[0] == 1.0  # no evidence: the full posterior width
+    assert ramp == sorted(ramp) and all(1.0 <= t < temper for t in ramp)
+    assert bandit.effective_temper(bandit.TEMPER_RAMP_EVIDENCE, temper) == pytest.approx((1.0 + temper) / 2)
+    assert ramp[-1] == pytest.approx(temper, abs=1e-3)
+    assert bandit.effective_temper(math.inf, temper) == temper
+    assert bandit.effective_temper(50.0, 1.0) == 1.0  # plain Thompson sampling stays plain
+
+
+def test_a_cheap_arm_with_a_wide_posterior_keeps_a_real_pick_probability() -> None:
+    # A cheaper model that was hardly tried, against a well-observed expensive one it could beat:
+    # sampled at its full width it keeps a real chance (no prior trap); shrunk by the full temper
+    # it would almost never be tried again.
+    observed = Arm("smart", Posterior(90.0, 10.0), 0.15, evidence=96.0)
+
+    def cheap_share(evidence: float) -> float:
+        arms = [Arm("fast", Posterior(2.4, 1.6), 0.005, evidence=evidence), observed]
+        return pick_shares(arms, quality_weight=0.7, cost_weight=0.3, rng=random.Random(0), exploration_floor=0.02)[
+            "fast"
+        ]
+
+    assert cheap_share(0.0) > 0.12
+    assert cheap_share(math.inf) < 0.05
+
+
+@given(arms=arm_sets(min_size=2, max_size=4), floor=floors)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_earned_tempers_keep_propensities_a_distribution(arms: list[Arm], floor: float) -> None:
+    shares = pick_shares(arms, quality_weight=0.7, cost_weight=0.3, rng=random.Random(0), exploration_floor=floor)
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-9)
+    assert all(floor / len(arms) - 1e-12 <= p <= 1.0 + 1e-12 for p in shares.values())
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.nan])
+def test_an_arm_refuses_bad_evidence(bad: float) -> None:
+    with pytest.raises(BanditError, match="evidence"):
+        Arm("a", Posterior(1.0, 1.0), 0.0, evidence=bad)

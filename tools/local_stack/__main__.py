@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--function-logs-to-console", action="store_true", help="print function logs here")
     parser.add_argument("--quiet", action="store_true", help="no access log line per request")
+    parser.add_argument(
+        "--seed", type=int, help="seed the router's decisions, the simulated models and the demo traffic"
+    )
     args = parser.parse_args(argv)
     if args.upstream_key_env and not args.upstream_url:
         parser.error("--upstream-key-env needs --upstream-url")
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         parameter_overrides=args.overrides,
         function_logs_to_console=args.function_logs_to_console,
         access_log=not args.quiet,
+        seed=args.seed,
     )
     stop, handler = make_stop_event()
     signal.signal(signal.SIGINT, handler)

@@ -60,6 +60,8 @@ class StackOptions:
     sweep_interval_s: float = 30.0
     traffic_rounds: int = 300
     traffic_rate: float = 1.0
+    seed: int | None = None
+    """Seeds the router's decisions, the simulated models and the demo traffic (reproducible runs)."""
 
 
 class LocalStack:
@@ -238,6 +240,10 @@ class LocalStack:
                 merged.setdefault(key, value)
         os.environ.update(merged)
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon locally
+        if opts.seed is not None:
+            os.environ["ROUTER_SEED"] = str(opts.seed)  # read by router_core.runtime
+        else:
+            os.environ.pop("ROUTER_SEED", None)
         layer_dirs = {d for fn in spec.functions.values() for d in fn.layer_dirs}
         for entry in sorted(layer_dirs, key=str):
             if str(entry) not in sys.path:
@@ -331,6 +337,7 @@ class LocalStack:
                 str(self.options.traffic_rate),
                 # A dissatisfied follow-up on failure: the demo then learns from both sides.
                 "--negative-signals",
+                *(["--seed", str(self.options.seed)] if self.options.seed is not None else []),
             ],
             cwd=root,
             env=env,

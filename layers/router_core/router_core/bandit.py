@@ -8,15 +8,21 @@ The rule (`pick_model`)
 1. With probability `exploration_floor` the request explores: the model is drawn uniformly at
    random. Every model therefore keeps a propensity of at least `exploration_floor / K`.
 2. Otherwise, Thompson sampling on cost-aware scores: for every arm a quality value
-   q ~ Beta(τ·α, τ·β) is drawn (τ = `posterior_temper`, see below) and scored
+   q ~ Beta(τ·α, τ·β) is drawn (τ earned per arm up to `posterior_temper`, see below) and scored
    `quality_weight · q − cost_weight · cost_units`; the highest score wins (ties: first arm).
    Quality draws are made for every arm on every request, so they can be logged.
 
 `posterior_temper` τ ≥ 1 samples from a Beta with the posterior's mean and τ times its
-concentration. Thompson sampling over-explores over short horizons and small cells (it keeps
-paying for arms whose posteriors overlap only in the tails); τ = 3 removed part of that cost on
-the MMLU replay (`benchmarks/learning.py`) while keeping every arm reachable. The posterior
-itself (shown on the dashboard, `Posterior.interval`) is never tempered.
+concentration. Thompson sampling over-explores well-observed cells (it keeps paying for arms
+whose posteriors overlap only in the tails); τ = 3 removed part of that cost on the MMLU replay
+(`benchmarks/learning.py`). Tempering a cell that has little evidence, though, shrinks a prior
+guess into a confident one: a cheaper model whose cold-start prior sits below a well-observed
+rival is then almost never tried again, so its posterior cannot move (a prior trap). The
+temper is therefore earned per arm (`effective_temper`): an arm with no evidence is sampled
+from its full posterior (τ_arm = 1), and τ_arm rises towards τ as decayed evidence accumulates
+(half-way at `TEMPER_RAMP_EVIDENCE` observations). Wide posteriors keep their full width, and
+with it a real chance to win whenever their score could. The posterior itself (shown on the
+dashboard, `Posterior.interval`) is never tempered.
 
 Propensity
 ----------
@@ -61,6 +67,7 @@ __all__ = [
     "DEFAULT_POSTERIOR_TEMPER",
     "MAX_EVIDENCE",
     "STRENGTH_BONUS",
+    "TEMPER_RAMP_EVIDENCE",
     "TIER_PRIOR_MEAN",
     "Arm",
     "BanditError",
@@ -68,6 +75,7 @@ __all__ = [
     "Posterior",
     "cold_start_prior",
     "decay_factor",
+    "effective_temper",
     "pick_model",
     "pick_shares",
     "posterior_from_evidence",
@@ -84,6 +92,11 @@ MAX_EVIDENCE = 1e9
 """Largest accepted evidence count per side; larger (or infinite) values are clamped."""
 DEFAULT_POSTERIOR_TEMPER = 3.0
 """Default τ of the pick rule (same as `RouterConfig.posterior_temper`)."""
+TEMPER_RAMP_EVIDENCE = 8.0
+"""Observations (decayed evidence, α + β beyond the prior) at which an arm's temper is half-way
+from 1 to `posterior_temper`. Small enough that a cell with a few dozen ratings samples almost
+fully tempered (the MMLU replay's figures hold), large enough that a cell with a handful keeps
+its full posterior width (the live benchmark's cheap-model discovery, `benchmarks/live.py`)."""
 MIN_SAMPLING_SHAPE = 0.5
 """Tempered shapes below this are raised to it for sampling. A Beta(0.05, b) puts a third of its
 mass within 1e-9 of zero, which only very small prior masses produce; the floor (Jeffreys'
@@ -269,6 +282,9 @@ class Arm:
     model: str
     posterior: Posterior
     cost_units: float
+    evidence: float = 0.0
+    """Decayed observations behind the posterior (its α + β beyond the prior's mass), ≥ 0: how
+    much of `posterior_temper` the arm has earned (`effective_temper`)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.posterior, Posterior):
@@ -276,6 +292,9 @@ class Arm:
         c = self.cost_units
         if not (isinstance(c, int | float) and math.isfinite(c) and c >= 0.0):
             raise BanditError(f"arm {self.model!r}: cost_units must be a finite number >= 0, got {c!r}")
+        e = self.evidence
+        if not (isinstance(e, int | float) and e == e and e >= 0.0):
+            raise BanditError(f"arm {self.model!r}: evidence must be a number >= 0, got {e!r}")
 
 
 @dataclass(frozen=True)
@@ -311,9 +330,20 @@ def _check_rule(arms: Sequence[Arm], quality_weight: float, cost_weight: float, 
         raise BanditError(f"posterior_temper must be a finite number in (0, 1e6], got {temper!r}")
 
 
+def effective_temper(evidence: float, temper: float) -> float:
+    """The temper an arm with `evidence` observations is sampled with: 1 + (τ − 1)·e / (e + E½),
+    E½ = `TEMPER_RAMP_EVIDENCE`; 1 with no evidence, → τ as evidence grows, never above τ."""
+    if temper <= 1.0 or evidence <= 0.0:
+        return temper if temper < 1.0 else 1.0
+    if math.isinf(evidence):
+        return temper
+    return 1.0 + (temper - 1.0) * evidence / (evidence + TEMPER_RAMP_EVIDENCE)
+
+
 def _sampling_shapes(arm: Arm, temper: float) -> tuple[float, float]:
-    a = max(arm.posterior.alpha * temper, MIN_SAMPLING_SHAPE)
-    b = max(arm.posterior.beta * temper, MIN_SAMPLING_SHAPE)
+    tau = effective_temper(arm.evidence, temper)
+    a = max(arm.posterior.alpha * tau, MIN_SAMPLING_SHAPE)
+    b = max(arm.posterior.beta * tau, MIN_SAMPLING_SHAPE)
     if not (math.isfinite(a) and math.isfinite(b)):
         raise BanditError(f"arm {arm.model!r}: tempered posterior shapes overflow")
     return a, b

@@ -134,10 +134,14 @@ class RouterConfig(_Strict):
     default_model: str
     """Model used when routing itself fails (the router never fails a request a model could answer)."""
     weights: Weights = Weights()
-    cost_reference_usd: Annotated[float, Field(gt=0.0)] = 0.01
+    cost_reference_usd: Annotated[float, Field(gt=0.0)] = 0.007
     """A request costing this many dollars weighs one full quality point (before weights).
     Score = quality·w_quality − (expected $ / cost_reference_usd)·w_cost: real units, so
-    adding a model never changes another model's score."""
+    adding a model never changes another model's score. With the default weights, $0.007 means
+    a model whose answer costs $0.001 more (about 100 output tokens of a frontier model) must
+    be about 6 points likelier to satisfy; measured on the live benchmark (benchmarks/live.py)
+    as the value that keeps code and writing on the stronger model while factual lookups move
+    to the cheaper one."""
     request_types: tuple[str, ...] = REQUEST_TYPES
     """Request types this router learns separately."""
     prior_mass: Annotated[float, Field(gt=0.0, le=1000.0)] = 4.0
@@ -153,12 +157,19 @@ class RouterConfig(_Strict):
     posterior_temper: Annotated[float, Field(ge=1.0, le=10.0)] = 3.0
     """Thompson draws come from Beta(τα, τβ): the posterior's mean with τ times its concentration
     (τ ≥ 1, unitless; 1 = plain posterior sampling). Plain Thompson sampling over-explores small
-    cells; τ = 3 measured better on the MMLU and demo replays (benchmarks/learning.py).
+    cells; τ = 3 measured better on the MMLU replay (benchmarks/learning.py). Each arm earns its
+    temper with evidence (`bandit.effective_temper`): an arm with none samples its full posterior.
     Dashboards still show the untempered posterior."""
     cell_shards: Annotated[int, Field(ge=1, le=64)] = 1
     """Counter items per (type, model) cell; raise for a very hot cell (a config change only)."""
     feedback_per_minute_per_key: Annotated[int, Field(ge=1)] = 120
-    """Feedback events (explicit and implicit) one client key may apply per minute."""
+    """Explicit feedback events (POST /v1/feedback) one client key may apply per minute. Implicit
+    signals are bounded by the chat traffic itself (at most one per routed turn, scored once)."""
+    neutral_follow_up_reward: Probability | None = 0.25
+    """Reward of an ordinary follow-up (neither praise nor complaint) on a gated turn: a weak
+    observation, since satisfied users say so more often than unsatisfied ones stay silent. A
+    router that only ever hears "thanks" learns from it which model is thanked less often. In
+    [0, 1]; below the midpoint means silence leans negative; None reads silence as no signal."""
 
     @field_validator("request_types")
     @classmethod

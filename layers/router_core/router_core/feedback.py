@@ -32,7 +32,7 @@ class FeedbackOutcome:
     turn_id: str
     reward: float
     reason: str | None = None
-    """Why it was not applied: signal_gate, duplicate, rate_limited, superseded."""
+    """Why it was not applied: signal_gate, duplicate, unknown_router."""
     event: ActivityEvent | None = None
     turn: Turn | None = None
 
@@ -88,7 +88,9 @@ def apply_feedback(
             source=source,
             kind=kind,
             replaces=replaces,
-            rate_limit_per_minute=router.feedback_per_minute_per_key,
+            # Implicit signals are bounded by the chat traffic (one per routed turn, scored once):
+            # a rate limit there would only drop real evidence from busy keys.
+            rate_limit_per_minute=router.feedback_per_minute_per_key if source == "explicit" else None,
             shards=router.cell_shards,
             activity_ttl_seconds=config.activity_ttl_hours * 3600,
             half_life_s=half_life_seconds(router),
@@ -107,11 +109,8 @@ def apply_feedback(
 def _explain_conflict(conflict: TransactionConflict, key: TurnKey, reward: float, source: Source) -> FeedbackOutcome:
     turn_reason = conflict.reasons[0] if conflict.reasons else "Unknown"
     rate_reason = conflict.reasons[3] if len(conflict.reasons) > 3 else "None"
-    if rate_reason == "ConditionalCheckFailed":
-        if source == "explicit":
-            raise RateLimited("too much feedback from this key; try again in a minute", code="feedback_rate_limited")
-        logger.warning("implicit signal over the key's feedback rate; dropped", extra={"turn_id": key.turn_id})
-        return FeedbackOutcome(False, key.turn_id, reward, reason="rate_limited")
+    if rate_reason == "ConditionalCheckFailed":  # only explicit feedback carries the rate item
+        raise RateLimited("too much feedback from this key; try again in a minute", code="feedback_rate_limited")
     if turn_reason == "ConditionalCheckFailed":
         old: Mapping[str, Any] | None = conflict.items[0] if conflict.items else None
         if source == "explicit":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from router_core.config import GatewayConfig, current_config
@@ -18,9 +19,15 @@ def store() -> RouterStore:
     return RouterStore()
 
 
+SEED_ENV = "ROUTER_SEED"
+"""An integer here seeds the router's decisions and the simulated provider (local stack, tests and
+benchmarks only; a deployed router leaves it unset and draws from the OS's entropy)."""
+
+
 @lru_cache(maxsize=1)
 def turn_router() -> TurnRouter:
-    return TurnRouter(current_config(), store())
+    raw = os.environ.get(SEED_ENV, "").strip()
+    return TurnRouter(current_config(), store(), seed=int(raw) if raw else None)
 
 
 def reset() -> None:

@@ -11,6 +11,13 @@ A follow-up message is read for one of four signals, each mapped to a reward in 
 - retry (0.0): the user asks again ("try again") or re-sends the previous request nearly
   verbatim (same content words).
 
+A follow-up with none of these is an ordinary message (`detect_feedback` returns None). The
+router may still read it as a weak observation, `neutral_signal`: the user went on without
+thanking or complaining, which happens after good and bad answers alike but more often after
+bad ones (satisfied users say so more often than unsatisfied ones stay silent). Its reward is a
+router setting (`RouterConfig.neutral_follow_up_reward`), so a router whose users only ever
+say "thanks" still learns which model they thank less.
+
 Positive and negative evidence are read under the same rules: only from the start of the
 user's own words (code, quoted strings and quoted reply lines are removed first), only from
 phrases about the answer, never from words inside a request ("write a great intro", "how do I
@@ -28,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-SignalKind = Literal["satisfaction", "dissatisfaction", "correction", "retry"]
+SignalKind = Literal["satisfaction", "dissatisfaction", "correction", "retry", "neutral"]
 
 REWARDS: Final[Mapping[str, float]] = {
     "satisfaction": 1.0,
@@ -595,6 +602,16 @@ def detect_feedback(follow_up: str, previous_user: str | None = None) -> Signal 
     if _RETRY_RE.match(head):
         return _signal("retry", "asked-again")
     return None
+
+
+def neutral_signal(reward: float) -> Signal:
+    """The weak observation an ordinary follow-up (no signal from `detect_feedback`) stands for.
+
+    `reward` in [0, 1] is the router's setting; ValueError outside it.
+    """
+    if not (isinstance(reward, int | float) and 0.0 <= reward <= 1.0):
+        raise ValueError(f"neutral reward must be in [0, 1], got {reward!r}")
+    return Signal(kind="neutral", reward=float(reward), rule="neutral:ordinary-follow-up")
 
 
 def conversation_length(messages: Sequence[Mapping[str, Any]]) -> int:

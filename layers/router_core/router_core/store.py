@@ -565,7 +565,7 @@ class RouterStore:
         source: str,
         kind: str,
         replaces: float | None,
-        rate_limit_per_minute: int,
+        rate_limit_per_minute: int | None,
         shards: int,
         activity_ttl_seconds: float,
         half_life_s: float | None,
@@ -573,6 +573,10 @@ class RouterStore:
         replaced_shard: int | None = None,
     ) -> ActivityEvent:
         """One transaction: score the turn once, move the cell, log the event, count the rate.
+
+        `rate_limit_per_minute` bounds the key's scored feedback per minute (the transaction fails
+        on the rate item past it); None leaves the rate out (implicit signals, which the chat
+        traffic itself bounds: at most one per routed turn).
 
         The reward counts in full now, however long the cell sat idle (`forgetting.evidence_add`).
         `replaces` is the implicit reward an explicit rating overrides, given at `replaced_at`
@@ -666,20 +670,23 @@ class RouterStore:
                     },
                 }
             },
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {"pk": _s(f"RATE#{key.key_hash[:32]}"), "sk": _s(str(minute))},
-                    "UpdateExpression": "ADD n :one SET expires_at = :exp",
-                    "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
-                    "ExpressionAttributeValues": {
-                        ":one": _n(1),
-                        ":limit": _n(rate_limit_per_minute),
-                        ":exp": _n(int(now + 180)),
-                    },
-                }
-            },
         ]
+        if rate_limit_per_minute is not None:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"pk": _s(f"RATE#{key.key_hash[:32]}"), "sk": _s(str(minute))},
+                        "UpdateExpression": "ADD n :one SET expires_at = :exp",
+                        "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
+                        "ExpressionAttributeValues": {
+                            ":one": _n(1),
+                            ":limit": _n(rate_limit_per_minute),
+                            ":exp": _n(int(now + 180)),
+                        },
+                    }
+                }
+            )
         try:
             self._call("TransactWriteItems", TransactItems=items)
         except ClientError as exc:

@@ -25,7 +25,7 @@ from router_core.forgetting import half_life_seconds
 from router_core.keys import KeyCache, hash_key, require_active
 from router_core.pricing import turn_cost
 from router_core.providers import ChatParams, UpstreamError
-from router_core.signals import Signal, conversation_length, detect_feedback, gate_passed
+from router_core.signals import Signal, conversation_length, detect_feedback, gate_passed, neutral_signal
 from router_core.signals_queue import SignalMessage
 from router_core.store import CellCounters, ChatReads, RouterStore, Turn, TurnKey
 from router_core.upstream import AllUpstreamsFailed, UpstreamResult, call_with_fallback
@@ -135,17 +135,29 @@ def build_arms(
             posterior = bandit.posterior_from_evidence(prior, cell.alpha_evidence, cell.beta_evidence)
             out_tokens = cell.average_output_tokens(model.expected_output_tokens)
         expected_usd = (prompt_tokens * model.input_usd_per_mtok + out_tokens * model.output_usd_per_mtok) / 1e6
-        arms.append(bandit.Arm(model=name, posterior=posterior, cost_units=expected_usd / router.cost_reference_usd))
+        arms.append(
+            bandit.Arm(
+                model=name,
+                posterior=posterior,
+                cost_units=expected_usd / router.cost_reference_usd,
+                evidence=max(posterior.mass - prior.mass, 0.0),
+            )
+        )
     return arms
 
 
 class TurnRouter:
     """The chat flow, bound to a config and a store (one per execution environment)."""
 
-    def __init__(self, config: GatewayConfig, store: RouterStore, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, config: GatewayConfig, store: RouterStore, *, rng: random.Random | None = None, seed: int | None = None
+    ) -> None:
+        """`seed` makes the decisions and the simulated provider's answers reproducible (local stack,
+        tests, benchmarks); without it (deployed) both are drawn from the OS's entropy."""
         self.config = config
         self.store = store
-        self.rng = rng or random.Random(secrets.randbits(64))
+        self.seed = seed
+        self.rng = rng or random.Random(secrets.randbits(64) if seed is None else seed)
         self.keys = KeyCache()
 
     def authenticate(self, api_key: str) -> str:
@@ -259,6 +271,7 @@ class TurnRouter:
             temperature=request.temperature,
             max_tokens=request.output_limit(),
             request_type=classification.request_type,
+            seed=self.seed,
         )
         try:
             result = call_with_fallback(order, params, self.config, max_models=3 if router else 1)
@@ -359,7 +372,11 @@ class TurnRouter:
         previous_user = user_texts[-2] if len(user_texts) > 1 else None
         signal: Signal | None = detect_feedback(follow_up, previous_user)
         if signal is None:
-            return None
+            settings = self.config.routers.get(previous.router)
+            neutral = settings.neutral_follow_up_reward if settings else None
+            if neutral is None:
+                return None
+            signal = neutral_signal(neutral)
         try:
             self.store.enqueue_signal(
                 SignalMessage(

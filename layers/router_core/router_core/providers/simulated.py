@@ -4,8 +4,9 @@ With probability `oracle[request_type][model]` (else `default_quality`) an answe
 the request. Every answer ends with one footer line saying which, e.g.
 `[simulated answer by fast: satisfies the request]`, so people, the traffic generator and the
 evaluator can see what happened (`read_footer`). Answers are plausible text about the latest
-user message, longer for bigger quality tiers, and never repeat the conversation's previous
-assistant answer (a repeated answer would look like a stuck model to the feedback signals).
+user message, as long as real answers of that kind (`ANSWER_TOKENS`, longer for bigger quality
+tiers), and never repeat the conversation's previous assistant answer (a repeated answer would
+look like a stuck model to the feedback signals).
 
 Model name: the oracle is keyed by the router's model names (the keys of `config.models`), but
 `complete()` receives a `ModelConfig`. The provider resolves the name by identity in the
@@ -50,8 +51,26 @@ _REQUEST_WORDING = (
 )
 _REQUEST_WORDS = frozenset(_REQUEST_WORDING.split())
 
-_SENTENCES_PER_TIER: dict[int, int] = {1: 1, 2: 3, 3: 5, 4: 7}
-"""Body sentences per quality tier: bigger models write longer answers."""
+ANSWER_TOKENS: dict[str, int] = {
+    "code_generation": 320,
+    "code_understanding": 260,
+    "technical_design": 380,
+    "analytical_reasoning": 260,
+    "writing": 220,
+    "factual_lookup": 90,
+    "general": 140,
+}
+"""Median output tokens of a mid-tier (tier 2) model's answer, per request type. Typical chat
+answers: a function with its explanation runs to a few hundred tokens, a design or an analysis
+longer, an email or a short draft about two hundred, a factual answer a sentence or a short
+paragraph (tens to ~150). Spend and the router's cost term (the cells' observed output token
+means) are only realistic if answer lengths are."""
+TIER_LENGTH: dict[int, float] = {1: 0.7, 2: 1.0, 3: 1.4, 4: 2.0}
+"""Answer length relative to tier 2: frontier models write fuller answers, reasoning models more."""
+_MISS_LENGTH = 0.8
+"""A missed answer is somewhat shorter (a partial attempt)."""
+_LENGTH_SPREAD = 0.25
+"""σ of log(length): most answers within about ×0.6–×1.6 of the median."""
 
 _OPENERS_OK: dict[str, tuple[str, ...]] = {
     "code_generation": (
@@ -309,22 +328,40 @@ def _topic(text: str) -> str:
     return first or "your request"
 
 
+def answer_tokens(rng: random.Random, tier: int, request_type: str, satisfied: bool) -> int:
+    """Target length of one answer, tokens: the type's median × the tier's factor, log-normal spread."""
+    median = ANSWER_TOKENS.get(request_type, ANSWER_TOKENS["general"]) * TIER_LENGTH.get(tier, 1.0)
+    if not satisfied:
+        median *= _MISS_LENGTH
+    return max(12, round(median * rng.lognormvariate(0.0, _LENGTH_SPREAD)))
+
+
 def _answer(rng: random.Random, tier: int, request_type: str, request: str, satisfied: bool) -> str:
     kind = request_type if request_type in _BODY_OK else "general"
-    topic = _topic(request)
-    count = _SENTENCES_PER_TIER.get(tier, 3)
-    if satisfied:
-        opener = rng.choice(_OPENERS_OK[kind])
-        body = rng.sample(_BODY_OK[kind], count)
-    else:
-        opener = rng.choice(_OPENERS_MISS)
-        body = rng.sample(_BODY_MISS, min(count, len(_BODY_MISS)))
-    parts = [opener.format(topic=topic), " ".join(body)]
-    if kind == "code_generation":
-        parts.append(_code(rng, request, tier, satisfied))
+    target_chars = 4 * answer_tokens(rng, tier, kind, satisfied)
+    opener = rng.choice(_OPENERS_OK[kind] if satisfied else _OPENERS_MISS).format(topic=_topic(request))
+    pool = _BODY_OK[kind] if satisfied else _BODY_MISS
+    tail = [_code(rng, request, tier, satisfied)] if kind == "code_generation" else []
     if tier >= 2:
-        parts.append(rng.choice(_CLOSERS))
-    return "\n\n".join(parts)
+        tail.append(rng.choice(_CLOSERS))
+    budget = target_chars - len(opener) - sum(len(t) + 2 for t in tail)
+    # Paragraphs of up to four sentences, drawn without repeats until the pool is used up.
+    paragraphs: list[str] = []
+    sentences: list[str] = []
+    deck: list[str] = []
+    used = 0
+    while used < budget or not (paragraphs or sentences):
+        if not deck:
+            deck = rng.sample(pool, len(pool))
+        sentence = deck.pop()
+        sentences.append(sentence)
+        used += len(sentence) + 1
+        if len(sentences) == 4:
+            paragraphs.append(" ".join(sentences))
+            sentences = []
+    if sentences:
+        paragraphs.append(" ".join(sentences))
+    return "\n\n".join([opener, *paragraphs, *tail])
 
 
 def _code(rng: random.Random, request: str, tier: int, satisfied: bool) -> str:
