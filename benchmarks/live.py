@@ -467,7 +467,9 @@ def run_traffic(
         *("--api-url", info.api_url, "--api-key", info.client_key, "--router", ROUTER),
         *("--rounds", str(rounds), "--rate", "0", "--concurrency", "1", "--seed", str(seed)),
         *("--settle", str(SETTLE_S), "--max-duration", str(timeout_s), "--json"),
-        *("--aws-access-key-id", info.access_key_id, "--aws-secret-access-key", info.secret_access_key),
+        # `--flag=value`: a secret is a value even if it starts with "-".
+        f"--aws-access-key-id={info.access_key_id}",
+        f"--aws-secret-access-key={info.secret_access_key}",
         *("--region", info.region),
         *(["--negative-signals"] if negative else []),
     ]

@@ -25,6 +25,9 @@ CLIENT_KEY_FILE = "client-key.json"
 LOCAL_USER = "local-dashboard"
 
 _UPPER_DIGITS = string.ascii_uppercase + "234567"
+_SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
+"""AWS secret access keys are 40 characters of this alphabet (never a leading "-", which a
+command line would read as an option)."""
 
 
 def write_private(path: Path, data: dict[str, Any]) -> None:
@@ -66,7 +69,7 @@ def load_or_create_credential(state_dir: Path, account_id: str) -> Credential:
         user_id = "AIDA" + _random(_UPPER_DIGITS, 17)
         data = {
             "access_key_id": "AKIA" + _random(_UPPER_DIGITS, 16),
-            "secret_access_key": secrets.token_urlsafe(30)[:40],
+            "secret_access_key": _random(_SECRET_ALPHABET, 40),
             "account_id": account_id,
             "user_arn": f"arn:aws:iam::{account_id}:user/{LOCAL_USER}",
             "user_id": user_id,
