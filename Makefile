@@ -12,7 +12,7 @@ export PYTHONPATH := layers/router_core:.
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup run test test-fast lint typecheck validate checkov build deploy deploy-site create-key \
+.PHONY: help setup run test test-fast complexity lint typecheck validate checkov build deploy deploy-site create-key \
         bench bench-learning bench-overhead bench-latency bench-cost bench-live clean
 
 help: ## list the commands
@@ -34,6 +34,9 @@ test: setup ## run every test: unit, integration (moto), e2e (local stack), brow
 
 test-fast: setup ## unit and integration tests only
 	$(BIN)/python -m pytest -m "unit or integration"
+
+complexity: setup ## cyclomatic complexity report (radon): every function of router_core and functions/ ranked C or worse
+	$(BIN)/radon cc -s -n C layers/router_core/router_core functions
 
 lint: setup ## ruff lint + format check
 	$(BIN)/ruff check .

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from router_core.bandit import Arm, cold_start_prior, decay_factor, posterior_from_evidence
 from router_core.config import RouterConfig, load_config
-from router_core.turns import decide
+from router_core.policy import decide
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "routellm_mmlu"
 WEAK_COLUMN = "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -251,7 +251,7 @@ class RouterPolicy:
 
     Every knob comes from `RouterConfig` (defaults unless overridden), exactly as the chat path
     passes them; only the weights change across the price sweep (they still sum to 1). Each arm
-    carries its decayed evidence (α + β beyond the prior), as `turns.build_arms` does, so its
+    carries its decayed evidence (α + β beyond the prior), as `policy.build_arms` does, so its
     posterior temper is earned the same way.
     """
 

@@ -4,7 +4,7 @@
 
 Times, in process and after a warm-up, exactly what the chat path runs between reading the
 cells and calling the model: `classify(messages, request_types)`, the prompt-token estimate,
-`turns.build_arms` (cold-start priors, decayed evidence, expected cost of this request) and
+`policy.build_arms` (cold-start priors, decayed evidence, expected cost of this request) and
 `bandit.pick_model` with the router's knobs (exploration floor, tempering, exact propensity).
 The messages are the five-message demo conversations of `tools/corpus.py`.
 
@@ -35,8 +35,8 @@ from typing import Any
 from router_core.bandit import Arm
 from router_core.classifier import classify
 from router_core.config import GatewayConfig, parse_config
+from router_core.policy import build_arms, decide, estimate_prompt_tokens
 from router_core.store import CellCounters
-from router_core.turns import build_arms, decide, estimate_prompt_tokens
 
 import benchmarks  # noqa: F401  (puts the layer on the import path)
 from tools.corpus import PROMPTS, opening_messages

@@ -53,12 +53,10 @@ from tools.corpus import PROMPTS, REQUEST_TYPES, FollowUpKind, corpus_types, fol
 
 DEFAULT_API_URL = "http://127.0.0.1:3000"
 DEFAULT_ROUTER = "smart-cheap-router"
-DEFAULT_ORACLE: dict[str, dict[str, float]] = {
-    "code_generation": {"smart": 0.92, "fast": 0.35},
-    "factual_lookup": {"smart": 0.90, "fast": 0.85},
-    "writing": {"smart": 0.85, "fast": 0.55},
-}
-"""P(an answer satisfies the user) per request type and model: the demo's table."""
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "layers" / "router_core" / "router_core" / "routers.yaml"
+"""The router config shipped with the layer: its simulated provider holds the demo's quality oracle
+(P(an answer satisfies the user) per request type and model), the one table the simulated
+models, this tool and the benchmarks share."""
 DEFAULT_QUALITY = 0.7
 """P(success) for (type, model) pairs the oracle does not name."""
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -144,10 +142,20 @@ def _probability(value: Any, where: str) -> float:
     return float(value)
 
 
+def demo_oracle() -> Oracle:
+    """The demo's oracle: the simulated provider's table in the shipped router config."""
+    config = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+    simulated = next(p for p in config["providers"].values() if p.get("type") == "simulated")
+    return parse_oracle(
+        {"oracle": simulated["oracle"], "default_quality": simulated.get("default_quality", DEFAULT_QUALITY)},
+        str(SHIPPED_CONFIG),
+    )
+
+
 def load_oracle(path: str | None) -> Oracle:
     """The oracle from a YAML or JSON file (JSON is YAML), or the demo's table when `path` is None."""
     if path is None:
-        return Oracle(DEFAULT_ORACLE)
+        return demo_oracle()
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:

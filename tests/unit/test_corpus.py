@@ -118,3 +118,15 @@ def test_evaluation_cases_are_classified_into_their_labels() -> None:
     for case in cases:
         got = classify(opening_messages(case.prompt, random.Random(case.id)))
         assert got.request_type == case.request_type, (case.id, got)
+
+
+def test_the_traffic_tools_default_oracle_is_the_simulated_models_table() -> None:
+    # One table: the simulated models answer from it and the traffic tool rolls its dice from it.
+    from router_core.config import SimulatedProviderConfig, load_config
+
+    from tools.traffic import load_oracle
+
+    simulated = next(p for p in load_config().providers.values() if isinstance(p, SimulatedProviderConfig))
+    oracle = load_oracle(None)
+    assert {t: dict(row) for t, row in oracle.table.items()} == simulated.oracle
+    assert oracle.default_quality == simulated.default_quality

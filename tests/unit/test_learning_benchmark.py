@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from router_core.bandit import cold_start_prior
-from router_core.turns import decide
+from router_core.policy import decide
 
 from benchmarks import _replay as replay_mod
 from benchmarks import learning

@@ -14,7 +14,6 @@ from router_core.signals import (
     content_words,
     conversation_length,
     detect_feedback,
-    explicit_reward,
     gate_passed,
     is_retry,
     leading_feedback_end,
@@ -454,36 +453,6 @@ def test_gate_rejects_impossible_arguments(before: int, minimum: int) -> None:
 def test_gate_is_monotonic_in_conversation_length(before: int, minimum: int) -> None:
     if gate_passed(before, minimum):
         assert gate_passed(before + 1, minimum)
-
-
-@pytest.mark.parametrize(
-    ("rating", "reward", "expected"),
-    [("up", None, 1.0), ("down", None, 0.0), (None, 0.0, 0.0), (None, 1.0, 1.0), (None, 0.35, 0.35), (None, 1, 1.0)],
-)
-def test_explicit_reward_maps_thumbs_and_accepts_numbers(
-    rating: str | None, reward: float | None, expected: float
-) -> None:
-    assert explicit_reward(rating, reward) == expected  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("rating", "reward"),
-    [
-        (None, None),
-        ("up", 1.0),
-        ("down", 0.0),
-        ("sideways", None),
-        (None, -0.01),
-        (None, 1.01),
-        (None, math.nan),
-        (None, math.inf),
-        (None, True),
-        (None, "0.5"),
-    ],
-)
-def test_explicit_reward_rejects_invalid_input(rating: object, reward: object) -> None:
-    with pytest.raises(ValueError):
-        explicit_reward(rating, reward)  # type: ignore[arg-type]
 
 
 @settings(max_examples=400, deadline=None)

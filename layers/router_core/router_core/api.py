@@ -75,7 +75,8 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     turn_id: Annotated[str, Field(min_length=3, max_length=200)]
     rating: Literal["up", "down"] | None = None
-    reward: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    reward: Annotated[float, Field(ge=0.0, le=1.0, strict=True)] | None = None
+    """A JSON number (a boolean or a string is refused)."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> FeedbackRequest:

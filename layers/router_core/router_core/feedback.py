@@ -67,7 +67,6 @@ def apply_feedback(
         if turn.scored_source == "explicit":
             raise Conflict("this turn already has explicit feedback", code="already_scored")
         if not turn.gate_passed:
-            store.record_pending_reward(turn.key, reward, source)
             return FeedbackOutcome(False, turn.key.turn_id, reward, reason="signal_gate", turn=turn)
         if turn.scored_source == "implicit":
             replaces = turn.reward
@@ -134,7 +133,7 @@ def outcome_body(outcome: FeedbackOutcome) -> dict[str, Any]:
         }
     if outcome.reason == "signal_gate" and outcome.turn is not None:
         body["message"] = (
-            f"recorded, not applied: the conversation had {outcome.turn.conversation_messages} messages "
+            f"not applied: the conversation had {outcome.turn.conversation_messages} messages "
             "when this turn was answered, below the router's signal gate"
         )
     return body

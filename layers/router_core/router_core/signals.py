@@ -29,7 +29,6 @@ Pure: stdlib only, no I/O, deterministic; every scan is bounded.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -631,25 +630,3 @@ def gate_passed(messages_before_answer: int, min_messages: int) -> bool:
     if min_messages < 1:
         raise ValueError(f"min_messages must be >= 1, got {min_messages}")
     return messages_before_answer + 1 >= min_messages
-
-
-def explicit_reward(rating: Literal["up", "down"] | None, reward: float | None) -> float:
-    """Reward in [0, 1] for explicit feedback: a thumb (up = 1.0, down = 0.0) or a number.
-
-    Exactly one of `rating` and `reward` must be given; `reward` must be a finite number in
-    [0, 1] (booleans are rejected). Raises ValueError otherwise.
-    """
-    if (rating is None) == (reward is None):
-        raise ValueError("give exactly one of rating ('up' or 'down') and reward (a number in [0, 1])")
-    if rating is not None:
-        if rating == "up":
-            return 1.0
-        if rating == "down":
-            return 0.0
-        raise ValueError(f"rating must be 'up' or 'down', got {rating!r}")
-    if isinstance(reward, bool) or not isinstance(reward, int | float):
-        raise ValueError(f"reward must be a number in [0, 1], got {type(reward).__name__}")
-    value = float(reward)
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"reward must be in [0, 1], got {reward!r}")
-    return value

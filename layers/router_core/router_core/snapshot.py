@@ -7,10 +7,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from router_core.config import GatewayConfig
+from router_core.config import GatewayConfig, RouterConfig
 from router_core.forgetting import half_life_seconds
+from router_core.policy import build_arms, cell_prior, decision_shares
 from router_core.store import NANO, ActivityEvent, CellCounters, RouterStore, aggregate_cells
-from router_core.turns import build_arms, cell_prior, decision_shares
 
 ACTIVITY_LIMIT = 50
 TYPICAL_PROMPT_TOKENS = 500
@@ -53,35 +53,11 @@ def _router_snapshot(
     typical_prompt = int(in_tokens / picks) if picks else TYPICAL_PROMPT_TOKENS
     # Deterministic shares for a given state, so polling does not flicker.
     rng = random.Random(picks * 7919 + sum(c.feedback for c in cells.values()))
-    out_cells = []
-    for request_type in router.request_types:
-        type_cells = {m: cells[(request_type, m)] for m in router.models if (request_type, m) in cells}
-        arms = build_arms(config, router, request_type, type_cells, typical_prompt)
-        shares = decision_shares(router, arms, rng, SHARE_DRAWS)
-        for arm in arms:
-            model = config.models[arm.model]
-            cell = type_cells.get(arm.model)
-            prior = cell_prior(config, router, request_type, arm.model)
-            lo, hi = arm.posterior.interval(0.95)
-            out_cells.append(
-                {
-                    "request_type": request_type,
-                    "model": arm.model,
-                    "alpha": round(arm.posterior.alpha, 4),
-                    "beta": round(arm.posterior.beta, 4),
-                    "mean": round(arm.posterior.mean, 4),
-                    "interval": [round(lo, 4), round(hi, 4)],
-                    "prior_alpha": round(prior.alpha, 4),
-                    "prior_beta": round(prior.beta, 4),
-                    "pick_share": round(shares.get(arm.model, 0.0), 4),
-                    "routed": cell.picks if cell else 0,
-                    "feedback": cell.feedback if cell else 0,
-                    "expected_cost_usd": round(arm.cost_units * router.cost_reference_usd, 8),
-                    "avg_output_tokens": round(cell.average_output_tokens(model.expected_output_tokens), 1)
-                    if cell
-                    else model.expected_output_tokens,
-                }
-            )
+    out_cells = [
+        row
+        for request_type in router.request_types
+        for row in _type_cells(config, router, request_type, cells, typical_prompt, rng)
+    ]
     actual = sum(c.cost_nusd for c in cells.values()) / NANO
     baseline = sum(c.baseline_nusd for c in cells.values()) / NANO
     return {
@@ -128,6 +104,46 @@ def _router_snapshot(
             for e in events[:ACTIVITY_LIMIT]
         ],
     }
+
+
+def _type_cells(
+    config: GatewayConfig,
+    router: RouterConfig,
+    request_type: str,
+    cells: dict[tuple[str, str], CellCounters],
+    prompt_tokens: int,
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    """One row per model of `request_type`: posterior, 95% interval, prior, pick share, counts, cost."""
+    type_cells = {m: cells[(request_type, m)] for m in router.models if (request_type, m) in cells}
+    arms = build_arms(config, router, request_type, type_cells, prompt_tokens)
+    shares = decision_shares(router, arms, rng, SHARE_DRAWS)
+    rows = []
+    for arm in arms:
+        model = config.models[arm.model]
+        cell = type_cells.get(arm.model)
+        prior = cell_prior(config, router, request_type, arm.model)
+        lo, hi = arm.posterior.interval(0.95)
+        rows.append(
+            {
+                "request_type": request_type,
+                "model": arm.model,
+                "alpha": round(arm.posterior.alpha, 4),
+                "beta": round(arm.posterior.beta, 4),
+                "mean": round(arm.posterior.mean, 4),
+                "interval": [round(lo, 4), round(hi, 4)],
+                "prior_alpha": round(prior.alpha, 4),
+                "prior_beta": round(prior.beta, 4),
+                "pick_share": round(shares.get(arm.model, 0.0), 4),
+                "routed": cell.picks if cell else 0,
+                "feedback": cell.feedback if cell else 0,
+                "expected_cost_usd": round(arm.cost_units * router.cost_reference_usd, 8),
+                "avg_output_tokens": round(cell.average_output_tokens(model.expected_output_tokens), 1)
+                if cell
+                else model.expected_output_tokens,
+            }
+        )
+    return rows
 
 
 def _iso(ts: float) -> str:

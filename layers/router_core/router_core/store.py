@@ -270,6 +270,21 @@ class TransactionConflict(Exception):
         self.items = list(items)
 
 
+def _scoring_condition(key: TurnKey, source: str, replaces: float | None) -> tuple[str, dict[str, Any]]:
+    """The condition that makes scoring a turn exactly-once: it exists with this nonce and was
+    never scored (implicit signals: and it passed the signal gate); or, for an explicit rating
+    replacing an implicit one, it still holds exactly that implicit reward."""
+    values: dict[str, Any] = {":nonce": _s(key.nonce)}
+    if replaces is not None:
+        values |= {":implicit": _s("implicit"), ":old": _n(replaces)}
+        return "attribute_exists(pk) AND nonce = :nonce AND scored_source = :implicit AND reward = :old", values
+    condition = "attribute_exists(pk) AND nonce = :nonce AND attribute_not_exists(scored_source)"
+    if source == "implicit":
+        condition += " AND gate_passed = :true"
+        values[":true"] = {"BOOL": True}
+    return condition, values
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -341,36 +356,16 @@ class RouterStore:
         Cells come back with their decayed evidence at the store's clock; shard items that hold
         more than one era (or pre-era attributes) are returned in `stale_cells` for compaction.
         """
-        keys: list[dict[str, Any]] = []
-        if need_key:
-            keys.append(self.key_item_key(key_hash))
+        keys: list[dict[str, Any]] = [self.key_item_key(key_hash)] if need_key else []
         if previous is not None:
             keys.append({"pk": _s(previous.pk), "sk": _s(previous.sk)})
         if router is not None and request_type is not None:
-            for model in models:
-                for shard in range(shards):
-                    keys.append({"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, shard))})
-        items: list[dict[str, Any]] = []
-        pending: list[dict[str, Any]] = keys
-        attempt = 0
-        while pending:
-            # BatchGetItem takes at most 100 keys; unprocessed keys are retried with backoff.
-            chunk, pending = pending[:100], pending[100:]
-            request: dict[str, Any] = {self.table_name: {"Keys": chunk}}
-            while request:
-                response = self._call("BatchGetItem", RequestItems=request)
-                items.extend(response.get("Responses", {}).get(self.table_name, []))
-                request = response.get("UnprocessedKeys") or {}
-                if request:
-                    attempt += 1
-                    if attempt > 5:
-                        raise RuntimeError("DynamoDB kept keys unprocessed (throttled)")
-                    time.sleep(min(0.05 * 2**attempt, 0.5) * self.rng.random())
+            keys += self._cell_keys(router, request_type, models, shards)
         client_key: ClientKey | None = None
         prev_turn: Turn | None = None
         raw_cells: list[dict[str, Any]] = []
         typed_cells: list[dict[str, Any]] = []
-        for raw in items:
+        for raw in self._batch_get(keys):
             plain = _plain(raw)
             pk = plain["pk"]
             if pk.startswith("KEY#"):
@@ -395,6 +390,31 @@ class RouterStore:
             cells={c.model: c for c in cells if c.router == router and c.request_type == request_type},
             stale_cells=stale,
         )
+
+    def _cell_keys(self, router: str, request_type: str, models: Sequence[str], shards: int) -> list[dict[str, Any]]:
+        return [
+            {"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, shard))}
+            for model in models
+            for shard in range(shards)
+        ]
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every item of `keys` that exists, typed as DynamoDB returned it (100 keys per call;
+        unprocessed keys retried with jittered backoff, at most 5 times, then RuntimeError)."""
+        items: list[dict[str, Any]] = []
+        attempt = 0
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.table_name: {"Keys": keys[start : start + 100]}}
+            while request:
+                response = self._call("BatchGetItem", RequestItems=request)
+                items.extend(response.get("Responses", {}).get(self.table_name, []))
+                request = response.get("UnprocessedKeys") or {}
+                if request:
+                    attempt += 1
+                    if attempt > 5:
+                        raise RuntimeError("DynamoDB kept keys unprocessed (throttled)")
+                    time.sleep(min(0.05 * 2**attempt, 0.5) * self.rng.random())
+        return items
 
     def record_turn(
         self,
@@ -537,23 +557,6 @@ class RouterStore:
             return None  # expired but not yet deleted by DynamoDB's TTL sweeper
         return _turn_from_item(plain, key)
 
-    def record_pending_reward(self, key: TurnKey, reward: float, source: str) -> bool:
-        """Remember a reward for a turn still below the signal gate (not applied)."""
-        try:
-            self._call(
-                "UpdateItem",
-                TableName=self.table_name,
-                Key={"pk": _s(key.pk), "sk": _s(key.sk)},
-                UpdateExpression="SET pending_reward = :r, pending_source = :s",
-                ConditionExpression="attribute_exists(pk) AND nonce = :nonce AND attribute_not_exists(scored_source)",
-                ExpressionAttributeValues={":r": _n(reward), ":s": _s(source), ":nonce": _s(key.nonce)},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
     def apply_reward(
         self,
         key: TurnKey,
@@ -585,21 +588,14 @@ class RouterStore:
         None for a first score. Raises TransactionConflict when a condition fails.
         """
         now = self.clock()
+        turn_condition, cond_values = _scoring_condition(key, source, replaces)
         if replaces is None:
             d_alpha, d_beta, d_feedback = reward, 1.0 - reward, 1
-            turn_condition = "attribute_exists(pk) AND nonce = :nonce AND attribute_not_exists(scored_source)"
-            if source == "implicit":
-                turn_condition += " AND gate_passed = :true"
-            cond_values: dict[str, Any] = {":nonce": _s(key.nonce)}
-            if source == "implicit":
-                cond_values[":true"] = {"BOOL": True}
         else:
             d_alpha, d_beta = forgetting.replacement_delta(
                 reward, replaces, replaced_at, now=now, half_life_s=half_life_s
             )
             d_feedback = 0
-            turn_condition = "attribute_exists(pk) AND nonce = :nonce AND scored_source = :implicit AND reward = :old"
-            cond_values = {":nonce": _s(key.nonce), ":implicit": _s("implicit"), ":old": _n(replaces)}
         at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         minute = int(now // 60)
         if replaces is not None and replaced_shard is not None and 0 <= replaced_shard < shards:
@@ -635,10 +631,7 @@ class RouterStore:
                 "Update": {
                     "TableName": self.table_name,
                     "Key": {"pk": _s(key.pk), "sk": _s(key.sk)},
-                    "UpdateExpression": (
-                        "SET scored_source = :src, reward = :r, scored_at = :at, scored_shard = :shard "
-                        "REMOVE pending_reward"
-                    ),
+                    "UpdateExpression": "SET scored_source = :src, reward = :r, scored_at = :at, scored_shard = :shard",
                     "ConditionExpression": turn_condition,
                     "ExpressionAttributeValues": {
                         ":src": _s(source),
@@ -687,6 +680,12 @@ class RouterStore:
                     }
                 }
             )
+        self._transact(items)
+        return event
+
+    def _transact(self, items: list[dict[str, Any]]) -> None:
+        """TransactWriteItems; a cancellation is raised as TransactionConflict with one reason
+        code (and the old item, where DynamoDB returned it) per item."""
         try:
             self._call("TransactWriteItems", TransactItems=items)
         except ClientError as exc:
@@ -699,7 +698,6 @@ class RouterStore:
                 codes = _reasons_from_message(str(exc.response["Error"].get("Message", "")))
                 olds = [None] * len(codes)
             raise TransactionConflict(codes, olds) from exc
-        return event
 
     # -- state path
 

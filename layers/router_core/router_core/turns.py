@@ -1,8 +1,11 @@
-"""Routing one chat turn: classify, read state, pick, call the model, record.
+"""Routing one chat turn, as a short sequence of named steps (the README's diagram):
 
-`route_turn` is the whole chat flow; the handler only translates HTTP to it and back.
-Any failure of the router's own machinery (state read, sampling) falls back to the router's
-default model: the router never fails a request that a model could have answered.
+    authenticate → classify → read state → read implicit feedback → decide → call → price → record
+
+`TurnRouter.route_turn` runs them in order; each step is one method with one job and its own
+failure policy, stated in its docstring. The router never fails a request that a model could
+have answered: when its own machinery fails (state read, decision, bookkeeping), the request
+still goes to a model (the router's default model when no decision could be made).
 """
 
 from __future__ import annotations
@@ -12,28 +15,30 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from router_core import bandit
+from router_core import policy
 from router_core.api import ChatCompletionRequest, check_session_id
+from router_core.bandit import Decision
 from router_core.classifier import Classification, classify, message_text
 from router_core.config import REQUEST_TYPES, GatewayConfig, RouterConfig
 from router_core.errors import InvalidRequest, NotFound, UpstreamFailed
 from router_core.forgetting import half_life_seconds
 from router_core.keys import KeyCache, hash_key, require_active
-from router_core.pricing import turn_cost
+from router_core.pricing import TurnCost, turn_cost
 from router_core.providers import ChatParams, UpstreamError
 from router_core.signals import Signal, conversation_length, detect_feedback, gate_passed, neutral_signal
 from router_core.signals_queue import SignalMessage
-from router_core.store import CellCounters, ChatReads, RouterStore, Turn, TurnKey
+from router_core.store import ChatReads, RouterStore, Turn, TurnKey
 from router_core.upstream import AllUpstreamsFailed, UpstreamResult, call_with_fallback
 
 logger = logging.getLogger(__name__)
 
-CHARS_PER_TOKEN = 4.0
-"""Prompt size estimate used only for the *expected* cost of a decision; spend uses real usage."""
+MAX_TURN_INDEX = 999_999
+"""Assistant messages one conversation may hold (turn keys carry the index as 6 digits)."""
 
 
 @dataclass(frozen=True)
@@ -69,81 +74,69 @@ class RoutedTurn:
     """Candidates, sampled values, scores and propensity: logged once per turn for off-policy evaluation."""
 
 
-def estimate_prompt_tokens(messages: Sequence[dict[str, Any]]) -> int:
-    """Rough token count of a conversation (≈ 4 characters per token, at least 1)."""
-    chars = sum(len(message_text(m)) for m in messages)
-    return max(1, int(chars / CHARS_PER_TOKEN))
+@dataclass(frozen=True)
+class Target:
+    """Who answers this request: a router (which then decides) or one model named directly."""
+
+    name: str
+    router: RouterConfig | None
+
+    @property
+    def router_name(self) -> str | None:
+        return self.name if self.router is not None else None
 
 
-def cell_prior(config: GatewayConfig, router: RouterConfig, request_type: str, model_name: str) -> bandit.Posterior:
-    """The cold-start prior of one (type, model) cell: the model's tier, raised for its strengths."""
-    model = config.models[model_name]
-    return bandit.cold_start_prior(model.quality_tier, request_type in model.strengths, router.prior_mass)
+@dataclass(frozen=True)
+class Conversation:
+    """The request as the steps see it: the caller, the messages and where they sit in a session."""
+
+    key_hash: str
+    messages: list[dict[str, Any]]
+    session_id: str
+    index: int
+    """This turn's index in the session: the number of assistant messages before it."""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    """The client's output limit (`max_completion_tokens` or `max_tokens`)."""
+
+    @property
+    def previous(self) -> TurnKey | None:
+        return TurnKey(self.key_hash, self.session_id, self.index - 1, "*") if self.index > 0 else None
 
 
-def decide(
-    router: RouterConfig,
-    arms: Sequence[bandit.Arm],
-    rng: random.Random,
-    *,
-    quality_weight: float | None = None,
-    cost_weight: float | None = None,
-) -> bandit.Decision:
-    """The router's decision rule: Thompson sampling with every knob taken from its config.
+@dataclass
+class Choice:
+    """The decide step's outcome: the models to try in order, and why the router's own pick was skipped."""
 
-    The weights can be overridden (the learning benchmark sweeps them); nothing else can, so
-    production, the state's pick shares and the benchmarks always run the same rule.
-    """
-    return bandit.pick_model(
-        arms,
-        quality_weight=router.weights.quality if quality_weight is None else quality_weight,
-        cost_weight=router.weights.cost if cost_weight is None else cost_weight,
-        rng=rng,
-        exploration_floor=router.exploration_floor,
-        posterior_temper=router.posterior_temper,
-    )
+    order: list[str]
+    decision: Decision | None = None
+    fallback: str | None = None
+    """"default_model" when the router could not decide; "next_model" when the pick did not answer."""
 
 
-def decision_shares(
-    router: RouterConfig, arms: Sequence[bandit.Arm], rng: random.Random, draws: int
-) -> dict[str, float]:
-    """Probability each model wins under `decide`'s rule (for the dashboard and benchmarks)."""
-    return bandit.pick_shares(
-        arms,
-        quality_weight=router.weights.quality,
-        cost_weight=router.weights.cost,
-        rng=rng,
-        exploration_floor=router.exploration_floor,
-        posterior_temper=router.posterior_temper,
-        draws=draws,
-    )
+@dataclass
+class RecordedTurn:
+    """What the record step wrote: the turn id (None when the write failed) and its learning facts."""
+
+    turn_id: str | None
+    propensity: float | None
+    gate_passed: bool
+    conversation_messages: int
 
 
-def build_arms(
-    config: GatewayConfig, router: RouterConfig, request_type: str, cells: dict[str, CellCounters], prompt_tokens: int
-) -> list[bandit.Arm]:
-    """One arm per model: the cell's posterior and this request's expected cost in cost units."""
-    arms = []
-    for name in router.models:
-        model = config.models[name]
-        cell = cells.get(name)
-        prior = cell_prior(config, router, request_type, name)
-        if cell is None:
-            posterior = prior
-            out_tokens = float(model.expected_output_tokens)
-        else:
-            posterior = bandit.posterior_from_evidence(prior, cell.alpha_evidence, cell.beta_evidence)
-            out_tokens = cell.average_output_tokens(model.expected_output_tokens)
-        expected_usd = (prompt_tokens * model.input_usd_per_mtok + out_tokens * model.output_usd_per_mtok) / 1e6
-        arms.append(
-            bandit.Arm(
-                model=name,
-                posterior=posterior,
-                cost_units=expected_usd / router.cost_reference_usd,
-                evidence=max(posterior.mass - prior.mass, 0.0),
-            )
-        )
-    return arms
+class StepTimer:
+    """Wall time per step, milliseconds (Server-Timing); a step timed twice adds up."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[step] = self.ms.get(step, 0.0) + (time.perf_counter() - started) * 1000
 
 
 class TurnRouter:
@@ -169,112 +162,156 @@ class TurnRouter:
 
     def route_turn(self, request: ChatCompletionRequest, api_key: str, session_header: str | None) -> RoutedTurn:
         """Answer one chat request; raises RouterError subclasses for client-visible failures."""
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        messages = request.plain_messages()
-        key_hash = hash_key(api_key)
-        router_name = request.model if request.model in self.config.routers else None
-        if router_name is None and request.model not in self.config.models:
-            self.authenticate(api_key)  # 401 before revealing which names exist
+        timer = StepTimer()
+        target = self.target(request, api_key)
+        conversation = self.conversation(request, api_key, session_header)
+        with timer("classify"):
+            classification = self.classify(conversation, target)
+        with timer("dynamodb"):
+            reads = self.read_state(conversation, target, classification.request_type)
+        implicit = self.read_implicit_feedback(reads, conversation.messages)
+        with timer("decide"):
+            choice = self.decide(conversation, target, classification.request_type, reads)
+        with timer("upstream"):
+            result = self.call(conversation, target, classification.request_type, choice)
+        priced = self.price(target, result)
+        with timer("dynamodb"):
+            turn = self.record(conversation, target, classification.request_type, choice, result, priced)
+            self.compact(target, reads)
+        return RoutedTurn(
+            router=target.router_name,
+            model=result.model,
+            request_type=classification.request_type,
+            classification_rule=classification.rule,
+            session_id=conversation.session_id,
+            turn_id=turn.turn_id,
+            propensity=turn.propensity,
+            fallback=choice.fallback,
+            result=result,
+            cost_usd=priced.actual_usd,
+            baseline_usd=priced.baseline_usd,
+            gate_messages=turn.conversation_messages,
+            gate_required=target.router.signal_gate_min_messages if target.router else 0,
+            gate_passed=turn.gate_passed,
+            implicit_feedback=implicit,
+            timings_ms=timer.ms,
+            decision_log=self.decision_log(conversation, target, classification, choice, turn, result),
+        )
+
+    # ------------------------------------------------------------------ the steps, in order
+
+    def target(self, request: ChatCompletionRequest, api_key: str) -> Target:
+        """A router name, or a model named directly (bypass: no decision, no learning).
+
+        Failure policy: an unknown name is a 404, after authenticating (401 first, so a caller
+        without a valid key learns nothing about which names exist)."""
+        if request.model in self.config.routers:
+            return Target(request.model, self.config.routers[request.model])
+        if request.model not in self.config.models:
+            self.authenticate(api_key)
             raise NotFound(
                 f"model {request.model!r} is neither a router nor a model; GET /v1/models lists them",
                 param="model",
                 code="model_not_found",
             )
-        router = self.config.routers[router_name] if router_name else None
-        request_types = router.request_types if router else REQUEST_TYPES
-        classification: Classification = classify(messages, request_types)
-        timings["classify"] = (time.perf_counter() - t0) * 1000
+        return Target(request.model, None)
 
+    @staticmethod
+    def conversation(request: ChatCompletionRequest, api_key: str, session_header: str | None) -> Conversation:
+        """The caller's key hash, the messages, the session (header, else metadata, else new) and
+        this turn's index. Failure policy: a malformed session id or an absurd length is a 400."""
         session_id = (
             check_session_id(session_header)
             or check_session_id((request.metadata or {}).get("session_id"))
             or uuid.uuid4().hex
         )
         index = sum(1 for m in request.messages if m.role == "assistant")
-        if index > 999_999:
+        if index > MAX_TURN_INDEX:
             raise InvalidRequest("too many assistant messages in one conversation", param="messages")
-        previous = TurnKey(key_hash, session_id, index - 1, "*") if index > 0 else None
-        cached_key = self.keys.get(key_hash)
+        return Conversation(
+            hash_key(api_key),
+            request.plain_messages(),
+            session_id,
+            index,
+            temperature=request.temperature,
+            max_tokens=request.output_limit(),
+        )
 
-        # ---- one BatchGetItem: key, previous turn, cells of (router, type)
-        reads: ChatReads | None = None
-        fallback: str | None = None
-        t_db = time.perf_counter()
+    @staticmethod
+    def classify(conversation: Conversation, target: Target) -> Classification:
+        """The request type, among the router's types (all types for a direct model). Pure; never fails."""
+        return classify(conversation.messages, target.router.request_types if target.router else REQUEST_TYPES)
+
+    def read_state(self, conversation: Conversation, target: Target, request_type: str) -> ChatReads | None:
+        """One BatchGetItem: the client key (unless cached), the previous turn, the type's cells.
+
+        Failure policy: authentication needs the key, so without a cached key a failed read is
+        raised (the handler answers 503); with one, the request goes on without state (None:
+        the router's default model answers, nothing is learned from this message)."""
+        cached = self.keys.get(conversation.key_hash) is not None
+        router = target.router
         try:
             reads = self.store.read_for_chat(
-                key_hash=key_hash,
-                need_key=cached_key is None,
-                previous=previous,
-                router=router_name,
-                request_type=classification.request_type,
+                key_hash=conversation.key_hash,
+                need_key=not cached,
+                previous=conversation.previous,
+                router=target.router_name,
+                request_type=request_type,
                 models=router.models if router else (),
                 shards=router.cell_shards if router else 1,
                 half_life_s=half_life_seconds(router) if router else None,
             )
         except Exception:
-            if cached_key is None:
-                raise  # cannot authenticate: let the handler answer 503
+            if not cached:
+                raise
             logger.exception("state read failed; routing to the default model")
-            fallback = "default_model"
-        timings["dynamodb"] = (time.perf_counter() - t_db) * 1000
-        if reads is not None and cached_key is None:
+            return None
+        if not cached:
             self.keys.put(require_active(reads.client_key))
+        return reads
 
-        # ---- implicit feedback on the previous turn
-        implicit: ImplicitFeedback | None = None
-        if reads is not None and reads.previous_turn is not None:
-            implicit = self._queue_implicit_signal(reads.previous_turn, messages)
+    def read_implicit_feedback(
+        self, reads: ChatReads | None, messages: list[dict[str, Any]]
+    ) -> ImplicitFeedback | None:
+        """The new user message read as feedback on the previous turn, queued for the feedback
+        function. Failure policy: a failed enqueue drops the signal, never the answer."""
+        if reads is None or reads.previous_turn is None:
+            return None
+        return self._queue_implicit_signal(reads.previous_turn, messages)
 
-        # ---- decide
-        t_decide = time.perf_counter()
-        prompt_tokens = estimate_prompt_tokens(messages)
-        decision: bandit.Decision | None = None
-        if router is not None and router_name is not None:
-            if reads is not None and fallback is None:
-                try:
-                    arms = build_arms(self.config, router, classification.request_type, reads.cells, prompt_tokens)
-                    decision = decide(router, arms, self.rng)
-                except Exception:
-                    logger.exception("decision failed; routing to the default model")
-                    fallback = "default_model"
-            order = (
-                # The pick first (an exploration pick need not have the best score), then by score.
-                [decision.model, *(m for m in decision.ranking if m != decision.model)]
-                if decision
-                else [router.default_model] + [m for m in router.models if m != router.default_model]
-            )
-        else:
-            order = [request.model]
-        timings["decide"] = (time.perf_counter() - t_decide) * 1000
-        decision_log = (
-            {
-                "router": router_name,
-                "request_type": classification.request_type,
-                "classifier_rule": classification.rule,
-                "candidates": list(decision.scores),
-                "sampled": {m: round(v, 5) for m, v in decision.sampled.items()},
-                "scores": {m: round(v, 5) for m, v in decision.scores.items()},
-                "chosen": decision.model,
-                "propensity": round(decision.propensity, 6),
-                "explored": decision.explored,
-                "session_id": session_id,
-            }
-            if decision is not None
-            else None
-        )
+    def decide(self, conversation: Conversation, target: Target, request_type: str, reads: ChatReads | None) -> Choice:
+        """Thompson-sample the router's models for this request type (`policy.decide`).
 
-        # ---- call the model (retry once, then the next-best model)
-        t_up = time.perf_counter()
+        Failure policy: without state, or when sampling fails, the router's default model goes
+        first (fallback "default_model"); a direct model is simply called."""
+        router = target.router
+        if router is None:
+            return Choice(order=[target.name])
+        if reads is None:
+            return Choice(order=policy.fallback_order(router, None), fallback="default_model")
+        try:
+            prompt_tokens = policy.estimate_prompt_tokens(conversation.messages)
+            arms = policy.build_arms(self.config, router, request_type, reads.cells, prompt_tokens)
+            decision = policy.decide(router, arms, self.rng)
+        except Exception:
+            logger.exception("decision failed; routing to the default model")
+            return Choice(order=policy.fallback_order(router, None), fallback="default_model")
+        return Choice(order=policy.fallback_order(router, decision), decision=decision)
+
+    def call(self, conversation: Conversation, target: Target, request_type: str, choice: Choice) -> UpstreamResult:
+        """Call the first model of the order (one retry on 429/5xx, then the next models).
+
+        Failure policy: every candidate failed → 502 (504 when the deadline ran out); the model
+        rejected the request itself as invalid → 400 with its message."""
         params = ChatParams(
-            messages=messages,
-            temperature=request.temperature,
-            max_tokens=request.output_limit(),
-            request_type=classification.request_type,
+            messages=conversation.messages,
+            temperature=conversation.temperature,
+            max_tokens=conversation.max_tokens,
+            request_type=request_type,
             seed=self.seed,
         )
         try:
-            result = call_with_fallback(order, params, self.config, max_models=3 if router else 1)
+            result = call_with_fallback(choice.order, params, self.config, max_models=3 if target.router else 1)
         except AllUpstreamsFailed as exc:
             logger.warning(
                 "all upstreams failed",
@@ -282,86 +319,107 @@ class TurnRouter:
                     "attempts": [{"model": a.model, "outcome": a.outcome, "status": a.status} for a in exc.attempts]
                 },
             )
-            raise UpstreamFailed(
-                "the model did not answer in time" if exc.status == 504 else "every candidate model failed to answer",
-                status=exc.status,
-            ) from exc
+            message = (
+                "the model did not answer in time" if exc.status == 504 else "every candidate model failed to answer"
+            )
+            raise UpstreamFailed(message, status=exc.status) from exc
         except UpstreamError as exc:
             raise InvalidRequest(f"the model rejected the request: {exc.message}", code="upstream_rejected") from exc
-        timings["upstream"] = (time.perf_counter() - t_up) * 1000
-        answered = result.model
-        if fallback is None and decision is not None and answered != decision.model:
-            fallback = "next_model"
+        if choice.decision is not None and result.model != choice.decision.model and choice.fallback is None:
+            choice.fallback = "next_model"
+        return result
 
-        # ---- record the turn and the spend
+    def price(self, target: Target, result: UpstreamResult) -> TurnCost:
+        """Dollars from the upstream's reported tokens, and the same tokens on the router's most
+        expensive model (the savings baseline). Pure; never fails (prices are validated config)."""
         completion = result.completion
-        priced = turn_cost(self.config, router_name, answered, completion.input_tokens, completion.output_tokens)
-        cost, baseline = priced.actual_usd, priced.baseline_usd
-        conversation = conversation_length(messages) + 1
-        gate_min = router.signal_gate_min_messages if router else 0
-        passed = router is not None and gate_passed(conversation - 1, gate_min)
+        return turn_cost(
+            self.config, target.router_name, result.model, completion.input_tokens, completion.output_tokens
+        )
+
+    def record(
+        self,
+        conversation: Conversation,
+        target: Target,
+        request_type: str,
+        choice: Choice,
+        result: UpstreamResult,
+        priced: TurnCost,
+    ) -> RecordedTurn:
+        """Write the turn (with its gate status and propensity) and ADD the spend to its cell.
+
+        Failure policy: the answer exists, so a failed write is logged and the client still gets
+        the answer, without a turn id (nothing can score it)."""
+        router = target.router
+        conversation_messages = conversation_length(conversation.messages) + 1
+        passed = router is not None and gate_passed(conversation_messages - 1, router.signal_gate_min_messages)
         turn = Turn(
-            key=TurnKey(key_hash, session_id, index, secrets.token_hex(4)),
-            router=router_name or "",
-            request_type=classification.request_type,
-            model=answered,
+            key=TurnKey(conversation.key_hash, conversation.session_id, conversation.index, secrets.token_hex(4)),
+            router=target.router_name or "",
+            request_type=request_type,
+            model=result.model,
             routed=router is not None,
             gate_passed=passed,
-            conversation_messages=conversation,
+            conversation_messages=conversation_messages,
             created_at=time.time(),
         )
-        propensity = decision.propensity if decision and answered == decision.model else None
-        turn_id: str | None = turn.key.turn_id
-        t_rec = time.perf_counter()
+        decision = choice.decision
+        propensity = decision.propensity if decision and result.model == decision.model else None
+        recorded = RecordedTurn(turn.key.turn_id, propensity, passed, conversation_messages)
+        completion = result.completion
         try:
             self.store.record_turn(
                 turn,
                 input_tokens=completion.input_tokens,
                 output_tokens=completion.output_tokens,
-                cost_usd=cost,
-                baseline_usd=baseline,
+                cost_usd=priced.actual_usd,
+                baseline_usd=priced.baseline_usd,
                 propensity=propensity,
                 ttl_seconds=self.config.turn_ttl_days * 86400,
                 shards=router.cell_shards if router else 1,
-                extra=(
-                    {"prompt": messages[-1].get("content", ""), "answer": completion.text}
-                    if self.config.store_prompts
-                    else None
-                ),
+                extra=self._stored_text(conversation, result),
             )
         except Exception:
-            # The answer exists: give it to the client even if bookkeeping failed.
             logger.exception("recording the turn failed; answering without a turn id")
-            turn_id = None
-        if reads is not None and router is not None:
-            for raw in reads.stale_cells:
-                try:
-                    self.store.compact_cell(raw, half_life_seconds(router))
-                except Exception:
-                    logger.exception("cell compaction failed (retried on a later request)")
-        timings["dynamodb"] += (time.perf_counter() - t_rec) * 1000
+            recorded.turn_id = None
+        return recorded
 
-        return RoutedTurn(
-            router=router_name,
-            model=answered,
-            request_type=classification.request_type,
-            classification_rule=classification.rule,
-            session_id=session_id,
-            turn_id=turn_id,
-            propensity=propensity,
-            fallback=fallback,
-            result=result,
-            cost_usd=cost,
-            baseline_usd=baseline,
-            gate_messages=conversation,
-            gate_required=gate_min,
-            gate_passed=passed,
-            implicit_feedback=implicit,
-            timings_ms=timings,
-            decision_log=None
-            if decision_log is None
-            else {**decision_log, "turn_id": turn_id, "answered_by": answered},
-        )
+    def compact(self, target: Target, reads: ChatReads | None) -> None:
+        """Fold closed forgetting eras of the cells this request read (`forgetting`).
+
+        Failure policy: best effort; a failed compaction is retried by a later request."""
+        if reads is None or target.router is None:
+            return
+        for raw in reads.stale_cells:
+            try:
+                self.store.compact_cell(raw, half_life_seconds(target.router))
+            except Exception:
+                logger.exception("cell compaction failed (retried on a later request)")
+
+    @staticmethod
+    def decision_log(
+        conversation: Conversation,
+        target: Target,
+        classification: Classification,
+        choice: Choice,
+        turn: RecordedTurn,
+        result: UpstreamResult,
+    ) -> dict[str, Any] | None:
+        """What the handler logs once per routed turn (off-policy evaluation); None without a decision."""
+        if choice.decision is None:
+            return None
+        return {
+            "router": target.router_name,
+            **policy.decision_log(classification.request_type, classification.rule, choice.decision),
+            "session_id": conversation.session_id,
+            "turn_id": turn.turn_id,
+            "answered_by": result.model,
+        }
+
+    def _stored_text(self, conversation: Conversation, result: UpstreamResult) -> dict[str, Any] | None:
+        if not self.config.store_prompts:
+            return None
+        return {"prompt": conversation.messages[-1].get("content", ""), "answer": result.completion.text}
 
     def _queue_implicit_signal(self, previous: Turn, messages: list[dict[str, Any]]) -> ImplicitFeedback | None:
         """Read the new user message as feedback on `previous`; queue it when it counts."""

@@ -27,7 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from router_core.config import GatewayConfig
 from router_core.providers import provider_for
@@ -100,60 +100,101 @@ def call_with_fallback(
     unknown = [n for n in names if n not in config.models]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}")
-    deadline = clock() + (config.request_deadline_seconds if deadline_s is None else deadline_s)
-    min_attempt = min(MIN_ATTEMPT_S, config.upstream_timeout_seconds)
-    attempts: list[Attempt] = []
-    last_kind: str | None = None
-    out_of_time = False
-
+    run = _Attempts(
+        config=config,
+        params=params,
+        deadline=clock() + (config.request_deadline_seconds if deadline_s is None else deadline_s),
+        min_attempt=min(MIN_ATTEMPT_S, config.upstream_timeout_seconds),
+        clock=clock,
+        sleep=sleep,
+        providers=providers,
+        jitter=jitter,
+    )
     for index, name in enumerate(names):
-        model = config.models[name]
-        has_next = index + 1 < len(names)
-        for retry in (False, True):
-            left = deadline - clock()
-            if left < min_attempt:
-                out_of_time = True
-                break
-            started = clock()
-            try:
-                provider = providers(model.provider, config)
-                completion = provider.complete(model, params, min(config.upstream_timeout_seconds, left))
-            except UpstreamError as err:
-                attempts.append(Attempt(name, err.kind, err.status, _ms(clock() - started)))
-                last_kind = err.kind
-                logger.warning(
-                    "upstream attempt failed",
-                    extra={"model": name, "outcome": err.kind, "status": err.status, "retry": retry},
-                )
-                if err.invalid_request:
-                    err.attempts = tuple(attempts)
-                    raise
-                wait = None if retry else _retry_wait(err, has_next, jitter)
-                if wait is None or deadline - clock() - wait < min_attempt:
-                    break
-                sleep(wait)
-            except Exception as exc:
-                # A defect in one provider must not stop the others from answering.
-                attempts.append(Attempt(name, "unavailable", None, _ms(clock() - started)))
-                last_kind = "unavailable"
-                logger.error(
-                    "upstream provider raised unexpectedly",
-                    extra={"model": name, "error_type": type(exc).__name__},
-                    exc_info=True,
-                )
-                break
-            else:
-                attempts.append(Attempt(name, "ok", None, _ms(clock() - started)))
-                return UpstreamResult(model=name, completion=completion, attempts=tuple(attempts))
-        if out_of_time:
+        completion = run.model(name, has_next=index + 1 < len(names))
+        if completion is not None:
+            return UpstreamResult(model=name, completion=completion, attempts=tuple(run.attempts))
+        if run.out_of_time:
             break
+    raise run.failure()
 
-    timed_out = out_of_time or last_kind == "timeout"
-    summary = ", ".join(f"{a.model} {a.outcome}" + (f" {a.status}" if a.status else "") for a in attempts)
-    reason = f"no upstream model answered ({summary or 'no attempt fitted the deadline'})"
-    if out_of_time:
-        reason += "; request deadline reached"
-    raise AllUpstreamsFailed(tuple(attempts), 504 if timed_out else 502, reason)
+
+@dataclass
+class _Attempts:
+    """The attempts of one request, against one deadline (seconds on `clock`)."""
+
+    config: GatewayConfig
+    params: ChatParams
+    deadline: float
+    min_attempt: float
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    providers: ProviderLookup
+    jitter: Callable[[], float]
+    attempts: list[Attempt] = field(default_factory=list)
+    last_kind: str | None = None
+    out_of_time: bool = False
+
+    def model(self, name: str, *, has_next: bool) -> Completion | None:
+        """Up to two attempts on one model (the second only after a retryable failure, and only
+        if it still fits the deadline after the pause); None when the model did not answer."""
+        for retry in (False, True):
+            left = self.deadline - self.clock()
+            if left < self.min_attempt:
+                self.out_of_time = True
+                return None
+            completion, err = self._attempt(name, left, retry)
+            if completion is not None:
+                return completion
+            wait = None if (err is None or retry) else _retry_wait(err, has_next, self.jitter)
+            if wait is None or self.deadline - self.clock() - wait < self.min_attempt:
+                return None
+            self.sleep(wait)
+        return None
+
+    def _attempt(self, name: str, left: float, retry: bool) -> tuple[Completion | None, UpstreamError | None]:
+        """One call. Raises the UpstreamError of a request every model would refuse; a provider's
+        unexpected exception is an "unavailable" attempt (a defect in one provider must not stop
+        the others from answering)."""
+        model = self.config.models[name]
+        started = self.clock()
+        try:
+            provider = self.providers(model.provider, self.config)
+            completion = provider.complete(model, self.params, min(self.config.upstream_timeout_seconds, left))
+        except UpstreamError as err:
+            self._record(name, err.kind, err.status, started)
+            logger.warning(
+                "upstream attempt failed",
+                extra={"model": name, "outcome": err.kind, "status": err.status, "retry": retry},
+            )
+            if err.invalid_request:
+                err.attempts = tuple(self.attempts)
+                raise
+            return None, err
+        except Exception as exc:
+            self._record(name, "unavailable", None, started)
+            logger.error(
+                "upstream provider raised unexpectedly",
+                extra={"model": name, "error_type": type(exc).__name__},
+                exc_info=True,
+            )
+            return None, None
+        self._record(name, "ok", None, started)
+        return completion, None
+
+    def _record(self, name: str, outcome: str, status: int | None, started: float) -> None:
+        self.attempts.append(Attempt(name, outcome, status, _ms(self.clock() - started)))
+        if outcome != "ok":
+            self.last_kind = outcome
+
+    def failure(self) -> AllUpstreamsFailed:
+        """No model answered: 504 when time ran out (deadline or a timeout last), else 502."""
+        timed_out = self.out_of_time or self.last_kind == "timeout"
+        summary = ", ".join(f"{a.model} {a.outcome}" + (f" {a.status}" if a.status else "") for a in self.attempts)
+        reason = f"no upstream model answered ({summary or 'no attempt fitted the deadline'})"
+        if self.out_of_time:
+            reason += "; request deadline reached"
+        return AllUpstreamsFailed(tuple(self.attempts), 504 if timed_out else 502, reason)
 
 
 def _retry_wait(err: UpstreamError, has_next: bool, jitter: Callable[[], float]) -> float | None:

@@ -227,35 +227,18 @@ class OpenAICompatibleProvider:
 
 
 def _parse_completion(raw: bytes, model: ModelConfig, params: ChatParams, latency_ms: float, status: int) -> Completion:
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise UpstreamError("bad_response", "response is not valid JSON", status=status) from exc
-    choices = doc.get("choices") if isinstance(doc, dict) else None
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise UpstreamError("bad_response", "response has no choices", status=status)
-    choice = choices[0]
-    message = choice.get("message")
-    if not isinstance(message, dict):
-        raise UpstreamError("bad_response", "response choice has no message", status=status)
-    content = message.get("content")
-    if content is None and isinstance(message.get("refusal"), str):
-        content = message["refusal"]
-    if content is not None and not isinstance(content, str | list):
-        raise UpstreamError("bad_response", "response message content is neither text nor parts", status=status)
-    text = content_text(content)
+    doc, choice = _first_choice(raw, status)
+    text = content_text(_message_content(choice, status))
     finish = choice.get("finish_reason")
     usage = doc.get("usage")
     prompt_tokens = _count(usage.get("prompt_tokens")) if isinstance(usage, dict) else None
     completion_tokens = _count(usage.get("completion_tokens")) if isinstance(usage, dict) else None
     upstream_model = doc.get("model")
+    estimated = prompt_tokens is None or completion_tokens is None
     if prompt_tokens is None or completion_tokens is None:
         # No usable usage report: estimate both sides the same way and say so.
         prompt_tokens = estimate_tokens(messages_text(params.messages))
         completion_tokens = estimate_tokens(text)
-        estimated = True
-    else:
-        estimated = False
     return Completion(
         text=text,
         input_tokens=prompt_tokens,
@@ -265,6 +248,31 @@ def _parse_completion(raw: bytes, model: ModelConfig, params: ChatParams, latenc
         latency_ms=latency_ms,
         usage_estimated=estimated,
     )
+
+
+def _first_choice(raw: bytes, status: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The response document and its first choice; bad_response when either is missing."""
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise UpstreamError("bad_response", "response is not valid JSON", status=status) from exc
+    choices = doc.get("choices") if isinstance(doc, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise UpstreamError("bad_response", "response has no choices", status=status)
+    return doc, choices[0]
+
+
+def _message_content(choice: dict[str, Any], status: int) -> str | list[Any] | None:
+    """The choice's message content (its refusal when there is no content); text or parts."""
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise UpstreamError("bad_response", "response choice has no message", status=status)
+    content = message.get("content")
+    if content is None and isinstance(message.get("refusal"), str):
+        content = message["refusal"]
+    if content is not None and not isinstance(content, str | list):
+        raise UpstreamError("bad_response", "response message content is neither text nor parts", status=status)
+    return content
 
 
 def _count(value: object) -> int | None:
