@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from router_core import runtime
@@ -14,6 +15,7 @@ from router_core.keys import bearer_token
 from router_core.openai_format import completion_body, models_body, router_headers, sse_body
 
 logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"router_core"})
 metrics = Metrics()
 app = APIGatewayHttpResolver(
     enable_validation=True,

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -18,6 +19,7 @@ from router_core.keys import bearer_token
 from router_core.signals_queue import parse_signal_message
 
 logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"router_core"})
 metrics = Metrics()
 app = APIGatewayHttpResolver(
     enable_validation=True, json_body_deserializer=partial(json_object, max_bytes=FEEDBACK_MAX_BYTES)

@@ -5,12 +5,14 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from router_core import runtime
 from router_core.http_errors import register_error_handlers
 from router_core.snapshot import build_snapshot
 
 logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"router_core"})
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app, logger, unavailable="state store unavailable; retry")
 
