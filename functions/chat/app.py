@@ -1,28 +1,36 @@
 """POST /v1/chat/completions and GET /v1/models: a thin Powertools adapter over router_core."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from router_core import runtime
-from router_core.api import ChatCompletionRequest, parse_body
-from router_core.errors import RouterError, ServiceUnavailable
+from router_core.api import ChatCompletionRequest, json_object
+from router_core.http_errors import register_error_handlers
 from router_core.keys import bearer_token
-from router_core.openai_format import JSON, completion_body, error_body, models_body, router_headers, sse_body
+from router_core.openai_format import completion_body, models_body, router_headers, sse_body
 
 logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"router_core"})
 metrics = Metrics()
-app = APIGatewayHttpResolver()
+app = APIGatewayHttpResolver(
+    enable_validation=True,
+    json_body_deserializer=lambda body: json_object(body, runtime.config().max_request_bytes),
+)
+register_error_handlers(app, logger, unavailable="the router is temporarily unavailable; retry")
 
 
 @app.post("/v1/chat/completions")
-def chat() -> Response[str]:
-    event = app.current_event
-    api_key = bearer_token(event.headers.get("authorization"))
-    request = parse_body(event.decoded_body, ChatCompletionRequest, runtime.config().max_request_bytes)
-    turn = runtime.turn_router().route_turn(request, api_key, event.headers.get("x-router-session-id"))
+def chat(
+    request: Annotated[ChatCompletionRequest, Body()],
+    authorization: Annotated[str | None, Header()] = None,
+    x_router_session_id: Annotated[str | None, Header()] = None,
+) -> Response[dict[str, Any] | str]:
+    turn = runtime.turn_router().route_turn(request, bearer_token(authorization), x_router_session_id)
     metrics.add_dimension(name="router", value=turn.router or "direct")
     metrics.add_metric(name="RoutedTurns", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=turn.cost_usd)
@@ -32,24 +40,13 @@ def chat() -> Response[str]:
     metrics.add_metadata(key="decision", value=turn.decision_log or {"fallback": turn.fallback, "model": turn.model})
     if request.stream:
         return Response(200, "text/event-stream", sse_body(turn), headers=router_headers(turn))
-    return Response(200, JSON, completion_body(turn), headers=router_headers(turn))
+    return Response(200, content_types.APPLICATION_JSON, completion_body(turn), headers=router_headers(turn))
 
 
 @app.get("/v1/models")
-def models() -> Response[str]:
-    runtime.turn_router().authenticate(bearer_token(app.current_event.headers.get("authorization")))
-    return Response(200, JSON, models_body(runtime.config()))
-
-
-@app.exception_handler(RouterError)
-def router_error(exc: RouterError) -> Response[str]:
-    return Response(exc.status, JSON, error_body(exc))
-
-
-@app.exception_handler(Exception)
-def unexpected(exc: Exception) -> Response[str]:
-    logger.exception("unhandled error")
-    return Response(503, JSON, error_body(ServiceUnavailable("the router is temporarily unavailable; retry")))
+def models(authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    runtime.turn_router().authenticate(bearer_token(authorization))
+    return models_body(runtime.config())
 
 
 @logger.inject_lambda_context(clear_state=True)

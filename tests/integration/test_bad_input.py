@@ -134,3 +134,21 @@ def test_bad_feedback_is_rejected_clearly(stack: Stack, body: str, status: int, 
 
 def test_feedback_with_wrong_key_is_401(stack: Stack) -> None:
     assert_openai_error(stack.feedback_request({"turn_id": "a.0.b", "rating": "up"}, key="rk-bogus"), 401)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_json_body_sent_as_another_content_type_is_400_naming_it(stack: Stack, content_type: str) -> None:
+    headers = {"authorization": f"Bearer {stack.api_key}", "content-type": content_type}
+    body = json.dumps({"model": "smart-cheap-router", "messages": OK_MESSAGES})
+    response = stack.call(stack.chat, http_event("POST", "/v1/chat/completions", body=body, headers=headers))
+    assert_openai_error(response, 400, "invalid_json", "application/json")
+    assert stack.router_state()["counts"]["turns"] == 0
+
+
+def test_a_bad_body_is_400_before_the_key_is_checked(stack: Stack) -> None:
+    assert_openai_error(stack.feedback_request({"turn_id": "a.0.b"}, key="rk-bogus"), 400, mentions="exactly one")
+    response = stack.call(
+        stack.chat,
+        http_event("POST", "/v1/chat/completions", body="{oops", headers={"content-type": "application/json"}),
+    )
+    assert_openai_error(response, 400, "invalid_json")

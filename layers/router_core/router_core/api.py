@@ -1,18 +1,17 @@
-"""Pydantic models of the HTTP API (requests), and parsing that names the failing field."""
+"""Pydantic models of the HTTP API (requests), and the 400/413 answers for bodies that do not fit them."""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from router_core.errors import InvalidRequest, PayloadTooLarge
 
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class TextPart(BaseModel):
@@ -91,17 +90,17 @@ class FeedbackRequest(BaseModel):
         return 1.0 if self.rating == "up" else 0.0
 
 
-def _first_error(err: ValidationError) -> tuple[str, str]:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    return loc, msg
+EMPTY_BODY = "request body is empty; send a JSON object"
+
+FEEDBACK_MAX_BYTES = 16_384
+"""Largest POST /v1/feedback body (bytes): a turn id and a rating fit in a few hundred."""
 
 
-def parse_body(raw: str | None, model: type[ModelT], max_bytes: int) -> ModelT:
-    """Parse a JSON body into `model`; InvalidRequest names the field, PayloadTooLarge the limit."""
-    if raw is None or not raw.strip():
-        raise InvalidRequest("request body is empty; send a JSON object", code="invalid_json")
+def json_object(raw: str, max_bytes: int) -> dict[str, Any]:
+    """A request body as a JSON object (the resolvers' body deserializer): PayloadTooLarge above
+    `max_bytes` before anything is parsed, InvalidRequest `invalid_json` for anything else."""
+    if not raw.strip():
+        raise InvalidRequest(EMPTY_BODY, code="invalid_json")
     size = len(raw.encode("utf-8"))
     if size > max_bytes:
         raise PayloadTooLarge(f"request body is {size} bytes; the limit is {max_bytes} bytes")
@@ -113,11 +112,27 @@ def parse_body(raw: str | None, model: type[ModelT], max_bytes: int) -> ModelT:
         ) from exc
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object", code="invalid_json")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        loc, msg = _first_error(exc)
-        raise InvalidRequest(f"{loc}: {msg}" if loc else msg, param=loc or None) from exc
+    return data
+
+
+def invalid_request(errors: Sequence[Mapping[str, Any]], content_type: str | None) -> InvalidRequest:
+    """The 400 for a request that failed validation, naming the first failing field.
+
+    `errors` are pydantic's, each located from its request part: ("body", "messages", 0, "role").
+    A body sent with another content type than JSON was never read as JSON: say that, rather
+    than report every field as missing.
+    """
+    first = errors[0]
+    where, *path = first["loc"]
+    if where == "body" and content_type and not content_type.strip().startswith("application/json"):
+        return InvalidRequest(
+            f"send the body as JSON with content-type: application/json (got {content_type!r})", code="invalid_json"
+        )
+    if where == "body" and not path and first["type"] == "missing":
+        return InvalidRequest(EMPTY_BODY, code="invalid_json")
+    loc = ".".join(str(p) for p in path)
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    return InvalidRequest(f"{loc}: {msg}" if loc else msg, param=loc or None)
 
 
 def check_session_id(value: str | None) -> str | None:

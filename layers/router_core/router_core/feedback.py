@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from router_core.api import FeedbackRequest
 from router_core.config import GatewayConfig
 from router_core.errors import Conflict, InvalidRequest, NotFound, RateLimited
 from router_core.forgetting import half_life_seconds
@@ -103,6 +104,18 @@ def apply_feedback(
         extra={"turn_id": key.turn_id, "source": source, "kind": kind, "reward": reward, "replaced": replaces},
     )
     return FeedbackOutcome(True, key.turn_id, reward, event=event, turn=turn)
+
+
+def apply_explicit_feedback(
+    store: RouterStore, config: GatewayConfig, key_hash: str, request: FeedbackRequest
+) -> FeedbackOutcome:
+    """POST /v1/feedback for the caller's key: `apply_feedback` on the turn it names, whose id
+    must parse as one of this key's turns (NotFound otherwise)."""
+    key = TurnKey.parse(request.turn_id, key_hash)
+    if key is None:
+        raise NotFound("no such turn for this key", param="turn_id", code="turn_not_found")
+    kind = f"rating_{request.rating or 'reward'}"
+    return apply_feedback(store, config, key, request.value(), source="explicit", kind=kind)
 
 
 def _explain_conflict(conflict: TransactionConflict, key: TurnKey, reward: float, source: Source) -> FeedbackOutcome:

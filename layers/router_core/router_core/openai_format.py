@@ -1,4 +1,4 @@
-"""Turning a routed turn into OpenAI-format responses (JSON or buffered SSE) and router headers."""
+"""Turning a routed turn into OpenAI-format response bodies (JSON objects or buffered SSE) and router headers."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ import time
 from typing import Any
 
 from router_core.config import GatewayConfig
-from router_core.errors import RouterError
 from router_core.turns import RoutedTurn
-
-JSON = "application/json"
 
 
 def router_headers(turn: RoutedTurn) -> dict[str, str]:
@@ -73,23 +70,21 @@ def _usage(turn: RoutedTurn) -> dict[str, int]:
     }
 
 
-def completion_body(turn: RoutedTurn) -> str:
+def completion_body(turn: RoutedTurn) -> dict[str, Any]:
     """A `chat.completion` object."""
     cid, created = _ids(turn)
     c = turn.result.completion
-    return json.dumps(
-        {
-            "id": cid,
-            "object": "chat.completion",
-            "created": created,
-            "model": turn.model,
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
-            ],
-            "usage": _usage(turn),
-            "router": router_facts(turn),
-        }
-    )
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": turn.model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
+        ],
+        "usage": _usage(turn),
+        "router": router_facts(turn),
+    }
 
 
 def sse_body(turn: RoutedTurn) -> str:
@@ -111,15 +106,11 @@ def sse_body(turn: RoutedTurn) -> str:
     return "".join(f"data: {json.dumps(ch)}\n\n" for ch in chunks) + "data: [DONE]\n\n"
 
 
-def models_body(config: GatewayConfig) -> str:
+def models_body(config: GatewayConfig) -> dict[str, Any]:
     """GET /v1/models: routers first, then every model."""
     created = 0
     data = [{"id": name, "object": "model", "created": created, "owned_by": "router"} for name in config.routers]
     data += [
         {"id": name, "object": "model", "created": created, "owned_by": m.provider} for name, m in config.models.items()
     ]
-    return json.dumps({"object": "list", "data": data})
-
-
-def error_body(exc: RouterError) -> str:
-    return json.dumps(exc.body())
+    return {"object": "list", "data": data}

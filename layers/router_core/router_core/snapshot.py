@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router_core.config import GatewayConfig, RouterConfig
+from router_core.errors import NotFound
 from router_core.forgetting import half_life_seconds
 from router_core.policy import build_arms, cell_prior, decision_shares
 from router_core.store import NANO, ActivityEvent, CellCounters, RouterStore, aggregate_cells
@@ -19,7 +20,10 @@ SHARE_DRAWS = 2000
 
 
 def build_snapshot(store: RouterStore, config: GatewayConfig, router_filter: str | None = None) -> dict[str, Any]:
-    """Every router's cells (α, β, mean, 95% interval, pick share, counts), spend and activity."""
+    """Every router's cells (α, β, mean, 95% interval, pick share, counts), spend and activity;
+    only `router_filter`'s when given (NotFound when no router has that name)."""
+    if router_filter and router_filter not in config.routers:
+        raise NotFound(f"no router named {router_filter!r}", param="router", code="router_not_found")
     now = store.clock()
     raw_cells = store.query_cells()
     events = store.query_activity(ACTIVITY_LIMIT * max(1, len(config.routers)))
