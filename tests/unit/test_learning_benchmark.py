@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from router_core.bandit import cold_start_prior
+from router_core.posterior import cold_start_prior
 from router_core.turns import decide
 
 from benchmarks import _replay as replay_mod

@@ -23,6 +23,7 @@ from router_core.config import REQUEST_TYPES, GatewayConfig, RouterConfig
 from router_core.errors import InvalidRequest, NotFound, UpstreamFailed
 from router_core.forgetting import half_life_seconds
 from router_core.keys import KeyCache, hash_key, require_active
+from router_core.posterior import Posterior, cold_start_prior, posterior_from_evidence
 from router_core.pricing import turn_cost
 from router_core.providers import ChatParams, UpstreamError
 from router_core.signals import Signal, conversation_length, detect_feedback, gate_passed, neutral_signal
@@ -75,10 +76,10 @@ def estimate_prompt_tokens(messages: Sequence[dict[str, Any]]) -> int:
     return max(1, int(chars / CHARS_PER_TOKEN))
 
 
-def cell_prior(config: GatewayConfig, router: RouterConfig, request_type: str, model_name: str) -> bandit.Posterior:
+def cell_prior(config: GatewayConfig, router: RouterConfig, request_type: str, model_name: str) -> Posterior:
     """The cold-start prior of one (type, model) cell: the model's tier, raised for its strengths."""
     model = config.models[model_name]
-    return bandit.cold_start_prior(model.quality_tier, request_type in model.strengths, router.prior_mass)
+    return cold_start_prior(model.quality_tier, request_type in model.strengths, router.prior_mass)
 
 
 def decide(
@@ -132,7 +133,7 @@ def build_arms(
             posterior = prior
             out_tokens = float(model.expected_output_tokens)
         else:
-            posterior = bandit.posterior_from_evidence(prior, cell.alpha_evidence, cell.beta_evidence)
+            posterior = posterior_from_evidence(prior, cell.alpha_evidence, cell.beta_evidence)
             out_tokens = cell.average_output_tokens(model.expected_output_tokens)
         expected_usd = (prompt_tokens * model.input_usd_per_mtok + out_tokens * model.output_usd_per_mtok) / 1e6
         arms.append(
