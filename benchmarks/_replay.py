@@ -31,9 +31,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from router_core.bandit import Arm, cold_start_prior, decay_factor, posterior_from_evidence
+from router_core.bandit import Arm
 from router_core.config import RouterConfig, load_config
 from router_core.policy import decide
+from router_core.posterior import cold_start_prior, decay_factor, posterior_from_evidence
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "routellm_mmlu"
 WEAK_COLUMN = "mistralai/Mixtral-8x7B-Instruct-v0.1"

@@ -8,19 +8,11 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from router_core import bandit
-from router_core.bandit import (
-    DEFAULT_POSTERIOR_TEMPER,
-    Arm,
-    BanditError,
-    Posterior,
-    cold_start_prior,
-    decay_factor,
-    pick_model,
-    pick_shares,
-    posterior_from_evidence,
-)
+from router_core import bandit, beta_distribution, posterior, propensity
+from router_core.bandit import DEFAULT_POSTERIOR_TEMPER, Arm, pick_model, pick_shares
 from router_core.config import RouterConfig
+from router_core.errors import BanditError
+from router_core.posterior import Posterior, cold_start_prior, decay_factor, posterior_from_evidence
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +34,7 @@ def exact_two_arm(pick: tuple[float, float], other: tuple[float, float], shift: 
     """P(q_pick + shift > q_other) for independent Betas, Simpson's rule on 20,001 points (shapes ≥ 2)."""
     n = 20_000
     a, b = pick
-    log_norm = bandit._log_beta(a, b)
+    log_norm = beta_distribution.log_beta(a, b)
     total = 0.0
     for k in range(n + 1):
         q = k / n
@@ -50,7 +42,7 @@ def exact_two_arm(pick: tuple[float, float], other: tuple[float, float], shift: 
             continue
         density = math.exp((a - 1) * math.log(q) + (b - 1) * math.log1p(-q) - log_norm)
         x = q + shift
-        cdf = 0.0 if x <= 0 else 1.0 if x >= 1 else bandit._betainc(other[0], other[1], x)
+        cdf = 0.0 if x <= 0 else 1.0 if x >= 1 else beta_distribution.betainc(other[0], other[1], x)
         total += (4 if k % 2 else 2) * density * cdf
     return total / (3 * n)
 
@@ -116,7 +108,7 @@ def test_cold_start_prior_orders_tiers_and_keeps_the_mass() -> None:
         for strong in (False, True):
             prior = cold_start_prior(tier, strong, 7.5)
             assert prior.alpha + prior.beta == pytest.approx(7.5)
-            assert prior.mean <= bandit.MAX_PRIOR_MEAN
+            assert prior.mean <= posterior.MAX_PRIOR_MEAN
     assert cold_start_prior(2, True, 4.0).mean > cold_start_prior(2, False, 4.0).mean
     for bad_tier in (0, 5):
         with pytest.raises(BanditError, match="quality_tier"):
@@ -130,8 +122,8 @@ def test_interval_is_equal_tailed() -> None:
     assert (lo, hi) == (pytest.approx(0.025, abs=1e-9), pytest.approx(0.975, abs=1e-9))
     for a, b in [(3.0, 7.0), (0.6, 0.8), (250.0, 40.0), (2e5, 3e5)]:
         lo, hi = Posterior(a, b).interval(0.9)
-        assert bandit._betainc(a, b, lo) == pytest.approx(0.05, abs=1e-7)
-        assert bandit._betainc(a, b, hi) == pytest.approx(0.95, abs=1e-7)
+        assert beta_distribution.betainc(a, b, lo) == pytest.approx(0.05, abs=1e-7)
+        assert beta_distribution.betainc(a, b, hi) == pytest.approx(0.95, abs=1e-7)
 
 
 def test_default_temper_is_the_router_config_default() -> None:
@@ -292,7 +284,7 @@ def test_numerical_win_probability_matches_direct_integration(
 ) -> None:
     arms = [Arm("pick", Posterior(*pick), max(0.0, -shift)), Arm("other", Posterior(*other), max(0.0, shift))]
     # cost_weight / quality_weight = 1, so the other arm's score is lowered by `shift`
-    got = bandit._win_probability(arms, [pick, other], 0, 1.0, 1.0, {})
+    got = propensity.win_probability([pick, other], [a.cost_units for a in arms], 0, 1.0, 1.0, {})
     assert got == pytest.approx(exact_two_arm(pick, other, shift), abs=3e-5)
 
 
@@ -369,7 +361,7 @@ def test_shares_fall_back_to_monte_carlo_when_integration_would_exceed_its_budge
         Arm("c", Posterior(3.0, 5.0), 0.0),
     ]
     exact = pick_shares(arms, quality_weight=1.0, cost_weight=0.0, rng=random.Random(0), posterior_temper=1.0)
-    monkeypatch.setattr(bandit, "_MAX_PANELS", 1)
+    monkeypatch.setattr(propensity, "_MAX_PANELS", 1)
     n = 20_000
     sampled = pick_shares(
         arms, quality_weight=1.0, cost_weight=0.0, rng=random.Random(1), draws=n, posterior_temper=1.0

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from router_core.bandit import Posterior, posterior_from_evidence
 from router_core.config import RouterConfig
 from router_core.forgetting import (
     DEFAULT_HALF_LIFE_SECONDS,
@@ -29,6 +28,7 @@ from router_core.forgetting import (
     replacement_delta,
     shard_evidence,
 )
+from router_core.posterior import Posterior, posterior_from_evidence
 
 pytestmark = pytest.mark.unit
 

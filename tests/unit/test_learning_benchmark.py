@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from router_core.bandit import cold_start_prior
 from router_core.policy import decide
+from router_core.posterior import cold_start_prior
 
 from benchmarks import _replay as replay_mod
 from benchmarks import learning

@@ -1,6 +1,7 @@
-"""Domain errors, each carrying its HTTP status and an OpenAI-style error body.
+"""Domain errors. Every `RouterError` carries its HTTP status and an OpenAI-style error body.
 
 Handlers map every `RouterError` to a response in one place; nothing else decides statuses.
+`BanditError` is the one internal error: no client sees it (the chat flow falls back instead).
 """
 
 from __future__ import annotations
@@ -79,3 +80,10 @@ class ServiceUnavailable(RouterError):
     status = 503
     error_type = "server_error"
     code = "service_unavailable"
+
+
+class BanditError(ValueError):
+    """The bandit (`posterior`, `bandit`, `beta_distribution`) was given inputs it cannot decide on.
+
+    Not a `RouterError`: the chat flow catches it and routes to the router's default model.
+    """

@@ -4,7 +4,7 @@ Units
 -----
 Evidence is counted in pseudo-observations: a reward r in [0, 1] given at time t₀ is worth r on
 the α side and 1 − r on the β side *at t₀*, and w(t − t₀) of that at a later time t, where
-w(e) = `bandit.decay_factor`(e, half_life) = 0.5 ** (e / half_life) (1 without forgetting).
+w(e) = `posterior.decay_factor`(e, half_life) = 0.5 ** (e / half_life) (1 without forgetting).
 Times are Unix seconds (the store's clock); half-lives are seconds (`half_life_seconds`).
 
 Stored form (attributes of one cell shard item; the store adds them, this module names them)
@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from router_core.bandit import decay_factor
+from router_core.posterior import decay_factor
 
 if TYPE_CHECKING:
     from router_core.config import RouterConfig
@@ -82,7 +82,7 @@ QUANTUM = Decimal("1e-12")
 MAX_STORED = 1e12
 """Stored amounts are clamped to ±this (evidence beyond 1e9 is clamped by the bandit anyway)."""
 MAX_CELL_EVIDENCE = 1e9
-"""A cell side never reads above this (same bound as `bandit.MAX_EVIDENCE`)."""
+"""A cell side never reads above this (same bound as `posterior.MAX_EVIDENCE`)."""
 LEGACY_ATTRIBUTES = ("a", "b", "decayed_at")
 """Pre-era attributes: evidence `a`, `b` as of `decayed_at`; read, then folded by compaction."""
 

@@ -14,6 +14,7 @@ from typing import Any
 from router_core import bandit
 from router_core.classifier import message_text
 from router_core.config import GatewayConfig, RouterConfig
+from router_core.posterior import Posterior, cold_start_prior, posterior_from_evidence
 from router_core.store import CellCounters
 
 CHARS_PER_TOKEN = 4.0
@@ -25,10 +26,10 @@ def estimate_prompt_tokens(messages: Sequence[dict[str, Any]]) -> int:
     return max(1, int(sum(len(message_text(m)) for m in messages) / CHARS_PER_TOKEN))
 
 
-def cell_prior(config: GatewayConfig, router: RouterConfig, request_type: str, model_name: str) -> bandit.Posterior:
+def cell_prior(config: GatewayConfig, router: RouterConfig, request_type: str, model_name: str) -> Posterior:
     """The cold-start prior of one (type, model) cell: the model's tier, raised for its strengths."""
     model = config.models[model_name]
-    return bandit.cold_start_prior(model.quality_tier, request_type in model.strengths, router.prior_mass)
+    return cold_start_prior(model.quality_tier, request_type in model.strengths, router.prior_mass)
 
 
 def build_arms(
@@ -52,7 +53,7 @@ def build_arms(
             posterior = prior
             out_tokens = float(model.expected_output_tokens)
         else:
-            posterior = bandit.posterior_from_evidence(prior, cell.alpha_evidence, cell.beta_evidence)
+            posterior = posterior_from_evidence(prior, cell.alpha_evidence, cell.beta_evidence)
             out_tokens = cell.average_output_tokens(model.expected_output_tokens)
         expected_usd = (prompt_tokens * model.input_usd_per_mtok + out_tokens * model.output_usd_per_mtok) / 1e6
         arms.append(
