@@ -151,7 +151,9 @@ def test_decision_propensity_is_the_pick_share_of_the_picked_model(
 ) -> None:
     decision = pick_model(arms, quality_weight=qw, cost_weight=cw, rng=random.Random(seed), exploration_floor=floor)
     shares = pick_shares(arms, quality_weight=qw, cost_weight=cw, rng=random.Random(0), exploration_floor=floor)
-    assert decision.propensity == pytest.approx(shares[decision.model], abs=5e-5)  # shares are renormalised
+    # Shares are renormalised, and an arm without evidence is sampled at its own (possibly < 1,
+    # end-singular) shapes: the two integrals agree to 1e-4.
+    assert decision.propensity == pytest.approx(shares[decision.model], abs=1e-4)
     assert decision.propensity >= floor / len(arms) - 1e-12
     assert list(decision.ranking) == sorted(decision.scores, key=lambda m: -decision.scores[m])
     for arm in arms:
