@@ -526,7 +526,7 @@ def test_a_poison_signal_is_retried_by_the_poller_then_moved_to_the_dead_letter_
             report_batch_item_failures=trigger.report_batch_item_failures,
         )
         unknown_turn = {
-            "turn_id": "nosuchsession.1.abcdef",
+            "turn_id": "nosuchsession.1.abcdef01",
             "key_hash": "0" * 64,
             "router": ROUTER,
             "request_type": "writing",
@@ -556,3 +556,29 @@ def test_a_poison_signal_is_retried_by_the_poller_then_moved_to_the_dead_letter_
     # Alone in its batch the poison record fails the whole batch: Powertools raises, Lambda retries it.
     assert poller.stats.invoke_errors == queue.max_receive_count - 1
     assert "BatchProcessingError" in function.log_path.read_text()
+
+
+def test_sixty_four_clients_connecting_at_once_are_all_answered(local_stack: RunningStack) -> None:
+    # 64 fresh connections opened together (a burst of clients): none is reset or refused.
+    url = local_stack.info.api_url + "v1/models"
+    headers = {"Authorization": f"Bearer {local_stack.info.client_key}"}
+    start = threading.Barrier(64)
+    statuses: list[int | str] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        start.wait(timeout=30)
+        try:
+            with httpx.Client(timeout=60.0) as http:
+                status: int | str = http.get(url, headers=headers).status_code
+        except httpx.TransportError as exc:  # a reset or refused connection
+            status = type(exc).__name__
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=client) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    assert statuses == [200] * 64

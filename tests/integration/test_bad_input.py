@@ -152,3 +152,27 @@ def test_a_bad_body_is_400_before_the_key_is_checked(stack: Stack) -> None:
         http_event("POST", "/v1/chat/completions", body="{oops", headers={"content-type": "application/json"}),
     )
     assert_openai_error(response, 400, "invalid_json")
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/feedback"])
+def test_a_body_that_is_not_utf8_is_400_not_a_retry(stack: Stack, route: str) -> None:
+    headers = {"authorization": f"Bearer {stack.api_key}", "content-type": "application/json"}
+    event = http_event("POST", route, body=b'{"model": "\xff\xfe"}', headers=headers)
+    module = stack.chat if route.endswith("completions") else stack.feedback
+    assert_openai_error(stack.call(module, event), 400, code="invalid_json", mentions="UTF-8")
+
+
+@pytest.mark.parametrize("route", ["chat", "feedback"])
+def test_json_nested_a_thousand_levels_deep_is_400(stack: Stack, route: str) -> None:
+    body = "[" * 1000 + "]" * 1000
+    request = stack.chat_request if route == "chat" else stack.feedback_request
+    assert_openai_error(request('{"x": ' + body + "}"), 400, code="invalid_json", mentions="nested")
+
+
+@pytest.mark.parametrize(
+    "turn_id",
+    ["a.².b", "abc.٣.deadbeef", "abc.0.*", "abc.0.DEADBEEF", "abc.0.deadbee", "a b.0.deadbeef", "abc.1234567.deadbeef"],
+    ids=["superscript-digit", "arabic-digit", "wildcard-nonce", "upper-hex", "short-nonce", "space", "long-index"],
+)
+def test_a_turn_id_not_shaped_as_issued_is_404(stack: Stack, turn_id: str) -> None:
+    assert_openai_error(stack.feedback_request({"turn_id": turn_id, "rating": "up"}), 404, mentions="turn")

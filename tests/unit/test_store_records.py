@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_turn_id_round_trips_and_is_bound_to_the_key() -> None:
-    key = TurnKey("ab" * 32, "sess-1", 3, "9f00")
+    key = TurnKey("ab" * 32, "sess-1", 3, "9f00a1b2")
     parsed = TurnKey.parse(key.turn_id, "ab" * 32)
     assert parsed == key
     other = TurnKey.parse(key.turn_id, "cd" * 32)

@@ -40,6 +40,9 @@ class LocalHttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
+    """Listen backlog. socketserver's default (5) resets connections when dozens of clients
+    connect at once while the accept loop waits for the GIL."""
 
     def __init__(self, port: int, app: Callable[[HttpRequest], HttpResponse], name: str) -> None:
         self.app = app

@@ -110,6 +110,8 @@ def json_object(raw: str, max_bytes: int) -> dict[str, Any]:
         raise InvalidRequest(
             f"request body is not valid JSON: {exc.msg} at position {exc.pos}", code="invalid_json"
         ) from exc
+    except RecursionError as exc:
+        raise InvalidRequest("request body is nested too deeply", code="invalid_json") from exc
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object", code="invalid_json")
     return data

@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 
 from router_core.api import invalid_request
-from router_core.errors import NotFound, RouterError, ServiceUnavailable
+from router_core.errors import InvalidRequest, NotFound, RouterError, ServiceUnavailable
 
 
 def error_response(exc: RouterError) -> Response[dict[str, Any]]:
@@ -31,7 +31,8 @@ def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger, *, unav
     """Answer every failed request on `app` with `error_response`.
 
     RouterError → its own status; a request that fails the resolver's validation → 400 naming
-    the field (instead of Powertools' 422); a path no route serves → 404; anything else → 503
+    the field (instead of Powertools' 422); a body that is not UTF-8 → 400; a path no route
+    serves → 404; anything else → 503
     with `unavailable` as the message, logged with its traceback (never the request body).
     """
 
@@ -44,11 +45,16 @@ def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger, *, unav
         event = app.current_event
         return error_response(NotFound(f"no route for {event.http_method} {event.path}", code="unknown_route"))
 
+    def not_utf8(exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+        # The only bytes a request decodes are its body's (Powertools decodes it before any route).
+        return error_response(InvalidRequest("request body is not valid UTF-8", code="invalid_json"))
+
     def unexpected(exc: Exception) -> Response[dict[str, Any]]:
         logger.exception("unhandled error")
         return error_response(ServiceUnavailable(unavailable))
 
     app.exception_handler(RouterError)(error_response)
     app.exception_handler([RequestValidationError, RequestUnsupportedContentType])(invalid)
+    app.exception_handler(UnicodeDecodeError)(not_utf8)
     app.not_found(no_route)
     app.exception_handler(Exception)(unexpected)

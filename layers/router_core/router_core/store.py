@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ from botocore.exceptions import ClientError
 
 from router_core import forgetting
 
+_TURN_ID = re.compile(r"(?P<session>[A-Za-z0-9_-]{1,64})\.(?P<index>[0-9]{1,6})\.(?P<nonce>[0-9a-f]{8})", re.ASCII)
+"""A turn id as `turns` issues it: session id (the API's session-id alphabet), index, nonce."""
 CELLS_PK = "CELLS"
 ACTIVITY_PK = "ACTIVITY"
 NANO = 1_000_000_000
@@ -168,13 +171,13 @@ class TurnKey:
 
     @classmethod
     def parse(cls, turn_id: str, key_hash: str) -> TurnKey | None:
-        """The key of a client-supplied turn id, or None when it is malformed."""
-        parts = turn_id.split(".")
-        if len(parts) != 3 or not parts[1].isdigit() or not parts[0] or not parts[2]:
+        """The key of a client-supplied turn id, or None unless it has the issued shape
+        `<session id>.<index, ASCII digits>.<nonce, 8 lowercase hex digits>` (so no wildcard or
+        Unicode digit ever reaches a key)."""
+        match = _TURN_ID.fullmatch(turn_id)
+        if match is None:
             return None
-        if len(parts[1]) > 6:
-            return None
-        return cls(key_hash=key_hash, session_id=parts[0], index=int(parts[1]), nonce=parts[2])
+        return cls(key_hash=key_hash, session_id=match["session"], index=int(match["index"]), nonce=match["nonce"])
 
 
 @dataclass(frozen=True, slots=True)
