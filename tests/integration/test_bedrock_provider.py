@@ -143,6 +143,21 @@ def test_bedrock_errors_map_to_upstream_error_kinds(
     assert code in str(err)
 
 
+def test_a_bedrock_prompt_too_long_for_the_model_is_a_context_length_error(
+    stubbed: tuple[BedrockProvider, Stubber],
+) -> None:
+    provider, stubber = stubbed
+    stubber.add_client_error(
+        "converse",
+        service_error_code="ValidationException",
+        service_message="Input is too long for requested model.",
+        http_status_code=400,
+    )
+    with pytest.raises(UpstreamError) as caught:
+        provider.complete(MODEL, ChatParams(messages=[{"role": "user", "content": "hi"}]), 5.0)
+    assert (caught.value.kind, caught.value.retryable, caught.value.invalid_request) == ("context_length", False, False)
+
+
 class _FailingClient:
     def __init__(self, error: Exception) -> None:
         self.error = error

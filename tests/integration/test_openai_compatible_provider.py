@@ -158,7 +158,7 @@ def test_a_context_length_400_is_model_specific(upstream: FakeUpstream) -> None:
         Behaviour.error(400, "This model's maximum context length is 8192 tokens.", code="context_length_exceeded")
     )
     err = _error(_provider(upstream.base_url))
-    assert (err.kind, err.invalid_request) == ("client_error", False)
+    assert (err.kind, err.invalid_request, err.retryable) == ("context_length", False, False)
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])

@@ -126,3 +126,35 @@ def test_a_request_the_model_rejects_as_invalid_is_400_with_its_message(stack: S
     assert "max_tokens is too large" in error["message"]
     # Not retried and not sent to another model: it would fail the same way everywhere.
     assert upstream.count() == 1
+
+
+CONTEXT_LENGTH = Behaviour.error(
+    400,
+    "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.",
+    code="context_length_exceeded",
+)
+
+
+def test_a_conversation_longer_than_every_context_window_is_400_context_length_exceeded(
+    stack: Stack, upstream: FakeUpstream
+) -> None:
+    upstream.set_behaviour(CONTEXT_LENGTH)
+    response = stack.chat_request(PROMPT)
+    assert response["statusCode"] == 400  # not 502, which clients retry
+    error = error_of(response)
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        "context_length_exceeded",
+        "messages",
+    )
+    # Each model was asked once (another model may have had a larger window); none was retried.
+    assert upstream.count("m-fast") == 1 and upstream.count("m-smart") == 1
+    assert stack.router_state()["counts"]["turns"] == 0
+
+
+def test_a_model_whose_window_is_too_small_falls_back_to_one_that_fits(stack: Stack, upstream: FakeUpstream) -> None:
+    upstream.set_behaviour(CONTEXT_LENGTH, model="m-fast")
+    upstream.set_behaviour(Behaviour.ok("fits"), model="m-smart")
+    response = stack.chat_request(PROMPT)
+    assert response["statusCode"] == 200, response
+    assert response["headers"]["x-router-model"] == "smart"

@@ -313,6 +313,13 @@ class TurnRouter:
         try:
             result = call_with_fallback(choice.order, params, self.config, max_models=3 if target.router else 1)
         except AllUpstreamsFailed as exc:
+            if exc.status == 400:
+                raise InvalidRequest(
+                    "the conversation is longer than the context window of every model that could answer it; "
+                    "shorten the messages",
+                    param="messages",
+                    code="context_length_exceeded",
+                ) from exc
             logger.warning(
                 "all upstreams failed",
                 extra={

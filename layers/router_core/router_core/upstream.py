@@ -67,7 +67,8 @@ class UpstreamResult:
 
 
 class AllUpstreamsFailed(Exception):
-    """No model answered; `status` is 504 (timeout / deadline) or 502 for the client."""
+    """No model answered; `status` is 504 (timeout / deadline), 400 (the conversation fits no
+    candidate's context window) or 502 for the client."""
 
     def __init__(self, attempts: tuple[Attempt, ...], status: int, reason: str) -> None:
         super().__init__(reason)
@@ -188,7 +189,13 @@ class _Attempts:
             self.last_kind = outcome
 
     def failure(self) -> AllUpstreamsFailed:
-        """No model answered: 504 when time ran out (deadline or a timeout last), else 502."""
+        """No model answered: 400 when every attempt was refused for the context length (the
+        conversation fits no candidate), 504 when time ran out (deadline or a timeout last),
+        else 502."""
+        if self.attempts and all(a.outcome == "context_length" for a in self.attempts):
+            return AllUpstreamsFailed(
+                tuple(self.attempts), 400, "the conversation exceeds every model's context window"
+            )
         timed_out = self.out_of_time or self.last_kind == "timeout"
         summary = ", ".join(f"{a.model} {a.outcome}" + (f" {a.status}" if a.status else "") for a in self.attempts)
         reason = f"no upstream model answered ({summary or 'no attempt fitted the deadline'})"

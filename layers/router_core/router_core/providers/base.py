@@ -14,9 +14,13 @@ from typing import Any, Literal, Protocol
 
 from router_core.config import ModelConfig
 
-ErrorKind = Literal["timeout", "rate_limited", "server_error", "bad_response", "client_error", "unavailable"]
+ErrorKind = Literal[
+    "timeout", "rate_limited", "server_error", "bad_response", "client_error", "context_length", "unavailable"
+]
+"""How a call failed. `context_length`: the conversation does not fit this model's context window
+(another model may have a larger one; when none does, the client gets 400 context_length_exceeded)."""
 
-_NOT_RETRYABLE: frozenset[str] = frozenset({"client_error"})
+_NOT_RETRYABLE: frozenset[str] = frozenset({"client_error", "context_length"})
 
 # Statuses whose client error describes the request itself, so every model would refuse it too.
 _INVALID_REQUEST_STATUSES: frozenset[int] = frozenset({400, 422})

@@ -14,6 +14,7 @@ so clients are cached per (region, read timeout rounded up to whole seconds).
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -52,6 +53,9 @@ _ERROR_KINDS: dict[str, ErrorKind] = {
     "ResourceNotFoundException": "client_error",
     "UnrecognizedClientException": "client_error",
 }
+
+_CONTEXT_LENGTH_RE = re.compile(r"too long|context (length|window)|maximum context|too many (input )?tokens", re.I)
+"""Bedrock's ValidationException messages for a prompt larger than the model's context window."""
 
 ClientFactory = Callable[[str | None, float], Any]
 """(region, read timeout s) → a boto3 `bedrock-runtime` client."""
@@ -172,6 +176,8 @@ def _client_error(exc: Any) -> UpstreamError:
     kind: ErrorKind | None = _ERROR_KINDS.get(code)
     if kind is None:
         kind = "rate_limited" if status == 429 else "server_error" if (status or 500) >= 500 else "client_error"
+    if code == "ValidationException" and _CONTEXT_LENGTH_RE.search(message):
+        kind = "context_length"
     # Bedrock's validation errors are mostly model-specific (context window, unsupported
     # parameter, unknown model id), so they fall back rather than fail the request.
     return UpstreamError(kind, f"{code}: {message}", status=status, invalid_request=False)

@@ -293,7 +293,9 @@ def _status_error(status: int, headers: httpx.Headers, raw: bytes) -> UpstreamEr
         return UpstreamError("server_error", text, status=status, retry_after_s=retry_after_seconds(headers))
     if 400 <= status < 500:
         lowered = message.lower()
-        model_specific = code in _MODEL_SPECIFIC_CODES or ("context" in lowered and "length" in lowered)
+        if code == "context_length_exceeded" or ("context" in lowered and "length" in lowered):
+            return UpstreamError("context_length", message or text, status=status, invalid_request=False)
+        model_specific = code in _MODEL_SPECIFIC_CODES
         return UpstreamError(
             "client_error",
             message or text,
