@@ -4,15 +4,16 @@
                                         [--quick] [--out PATH]
 
 For every (shape, seed) it starts a fresh local stack (`python -m tools.local_stack --no-traffic
---quiet`, its own temporary state directory, free ports, `--seed SEED` when the stack has the
-flag), runs `python -m tools.traffic` against it as a subprocess (HTTP, the classifier, the signal
-gate, follow-up signals through SQS and the feedback function; the seed's quality oracle;
+--quiet`, its own temporary state directory, free ports, `--seed SEED`), runs
+`python -m tools.traffic` against it as a subprocess (HTTP, the classifier, the signal gate,
+follow-up signals through SQS and the feedback function; the seed's quality oracle;
 `--concurrency 1 --rate 0`), waits until the feedback count stops moving, reads the IAM-signed
 `GET /v1/state`, and repeats up to each checkpoint of `--sessions` (cumulative: 100, then 200
 more → the 300-session point). The stack is stopped after every run.
 
 Traffic shapes
-  seed      the seed's traffic: success → a satisfied follow-up, failure → a neutral one (no signal).
+  seed      the seed's traffic: success → a satisfied follow-up, failure → a neutral one (read as
+            the router's weak `neutral` observation).
   negative  `--negative-signals`: failure → a complaint (a negative signal).
 
 Seeds. Traffic run k of seed S uses `--seed S + k·100000`: traffic derives each session from
@@ -391,26 +392,12 @@ def evaluate_targets(
 # --------------------------------------------------------------------------- the stack and traffic
 
 
-def stack_supports_seed() -> bool:
-    """True when `python -m tools.local_stack --help` lists `--seed`."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.local_stack", "--help"],
-        cwd=REPO_ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return "--seed" in done.stdout
-
-
-def router_knobs(config: Path | None) -> dict[str, Any]:
+def router_knobs() -> dict[str, Any]:
     """The router's scalar settings as the stacks load them (the state does not show them all)."""
     from router_core.config import load_config
 
     try:
-        router = load_config(config or SHIPPED_CONFIG).routers[ROUTER]
+        router = load_config(SHIPPED_CONFIG).routers[ROUTER]
     except Exception as exc:  # the report still has the state's view of the router
         return {"error": f"{exc.__class__.__name__}: {exc}"}
     return {k: v for k, v in router.model_dump().items() if v is None or isinstance(v, int | float | str | bool)}
@@ -496,8 +483,6 @@ def run_one(
     checkpoints: Sequence[int],
     workdir: Path,
     *,
-    stack_seed: bool,
-    config: Path | None,
     timeout_s: float,
 ) -> dict[str, Any]:
     """One fresh stack, traffic up to every checkpoint, the metrics at each; never raises."""
@@ -506,13 +491,12 @@ def run_one(
     args = [
         *("--api-port", str(free_port()), "--site-port", str(free_port()), "--state-dir", str(run_dir / "state")),
         *("--no-traffic", "--quiet"),
-        *(["--seed", str(seed)] if stack_seed else []),
-        *(["--config", str(config)] if config else []),
+        *("--seed", str(seed)),
     ]
     row: dict[str, Any] = {
         "shape": shape,
         "seed": seed,
-        "stack_seed": seed if stack_seed else None,
+        "stack_seed": seed,
         "traffic_seeds": [seed + k * SEED_STRIDE for k in range(len(checkpoints))],
         "checkpoints": [],
         "error": None,
@@ -703,18 +687,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--sessions must be increasing positive numbers, e.g. 100,300")
 
     started = time.monotonic()
-    with_seed = stack_supports_seed()
     print(
-        f"live benchmark: {seeds} seeds × {', '.join(shapes)} to {checkpoints} sessions"
-        + ("" if with_seed else " (the stack has no --seed: its router and models are not seeded)"),
+        f"live benchmark: {seeds} seeds × {', '.join(shapes)} to {checkpoints} sessions",
         file=sys.stderr,
         flush=True,
     )
     rows = []
     with tempfile.TemporaryDirectory(prefix="live-bench-") as tmp:
         workdir = Path(tmp)
-        config = None  # the shipped config, as `make run` uses it
-        knobs = router_knobs(config)
+        knobs = router_knobs()
         for shape in shapes:
             for seed in range(seeds):
                 rows.append(
@@ -723,8 +704,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         seed,
                         checkpoints,
                         workdir,
-                        stack_seed=with_seed,
-                        config=config,
                         timeout_s=args.run_timeout,
                     )
                 )
@@ -740,7 +719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "shapes": shapes,
             "checkpoints": checkpoints,
             "traffic": {"rate_s": 0, "concurrency": 1, "seed_stride": SEED_STRIDE, "settle_s": SETTLE_S},
-            "stack_seeded": with_seed,
+            "stack_seeded": True,
             "router_config": router_config,
             "router_knobs": knobs,
             "elapsed_seconds": round(elapsed, 1),

@@ -111,7 +111,14 @@ class Choice:
     order: list[str]
     decision: Decision | None = None
     fallback: str | None = None
-    """"default_model" when the router could not decide; "next_model" when the pick did not answer."""
+    """"default_model" when the router could not decide."""
+
+    def fallback_after(self, answered: str) -> str | None:
+        """Why the answer did not come from the router's own pick: the decide step's reason, or
+        "next_model" when the pick failed and a later model in the order answered."""
+        if self.fallback is None and self.decision is not None and answered != self.decision.model:
+            return "next_model"
+        return self.fallback
 
 
 @dataclass
@@ -186,7 +193,7 @@ class TurnRouter:
             session_id=conversation.session_id,
             turn_id=turn.turn_id,
             propensity=turn.propensity,
-            fallback=choice.fallback,
+            fallback=choice.fallback_after(result.model),
             result=result,
             cost_usd=priced.actual_usd,
             baseline_usd=priced.baseline_usd,
@@ -332,8 +339,6 @@ class TurnRouter:
             raise UpstreamFailed(message, status=exc.status) from exc
         except UpstreamError as exc:
             raise InvalidRequest(f"the model rejected the request: {exc.message}", code="upstream_rejected") from exc
-        if choice.decision is not None and result.model != choice.decision.model and choice.fallback is None:
-            choice.fallback = "next_model"
         return result
 
     def price(self, target: Target, result: UpstreamResult) -> TurnCost:
