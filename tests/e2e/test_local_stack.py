@@ -484,6 +484,7 @@ def test_a_poison_signal_is_retried_by_the_poller_then_moved_to_the_dead_letter_
     from moto import mock_aws
 
     from tools.local_stack.aws import create_resources, patch_moto_lock
+    from tools.local_stack.aws_endpoint import AwsEndpoint
     from tools.local_stack.routes import read_api
     from tools.local_stack.runtime import LocalFunction
     from tools.local_stack.sqs_poller import SqsPoller
@@ -513,7 +514,27 @@ def test_a_poison_signal_is_retried_by_the_poller_then_moved_to_the_dead_letter_
         dead_letters = resources.queues[queue.dead_letter_queue]
         # Failed records come back after the visibility timeout: zero here, so the test needs no waiting.
         sqs.set_queue_attributes(QueueUrl=queue.url, Attributes={"VisibilityTimeout": "0"})
-        function = LocalFunction(feedback, region=region, account_id=template.account_id, log_dir=tmp_path, output=None)
+        endpoint = AwsEndpoint(region)
+        endpoint.start()
+        environment = {
+            **feedback.environment,
+            "PATH": os.environ.get("PATH", ""),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "AWS_ENDPOINT_URL_DYNAMODB": endpoint.url,
+            "AWS_ENDPOINT_URL_SQS": endpoint.url,
+        }
+        function = LocalFunction(
+            feedback,
+            region=region,
+            account_id=template.account_id,
+            log_dir=tmp_path,
+            environment=environment,
+            concurrency=1,
+        )
         function.load()
         poller = SqsPoller(
             sqs=sqs,
@@ -547,6 +568,8 @@ def test_a_poison_signal_is_retried_by_the_poller_then_moved_to_the_dead_letter_
                 poller.deliver(batch)
         moved = sqs.receive_message(QueueUrl=dead_letters.url, AttributeNames=["All"]).get("Messages", [])
         left = sqs.receive_message(QueueUrl=queue.url).get("Messages", [])
+        function.close()
+        endpoint.stop()
         runtime.reset()
     assert poller.stats.batches == queue.max_receive_count
     assert poller.stats.deleted == 1

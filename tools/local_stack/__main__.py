@@ -31,6 +31,16 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tools.local_stack",
@@ -52,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="no access log line per request")
     parser.add_argument(
         "--seed", type=int, help="seed the router's decisions, the simulated models and the demo traffic"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=32,
+        help="execution environments per function at most, like Lambda's concurrency (default 32)",
     )
     args = parser.parse_args(argv)
     if args.upstream_key_env and not args.upstream_url:
@@ -80,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         function_logs_to_console=args.function_logs_to_console,
         access_log=not args.quiet,
         seed=args.seed,
+        concurrency=args.concurrency,
     )
     stop, handler = make_stop_event()
     signal.signal(signal.SIGINT, handler)

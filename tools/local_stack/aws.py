@@ -16,14 +16,24 @@ import json
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from tools.local_stack.template import StackTemplate
 
 MOTO_LOCK = threading.RLock()
 _listeners: list[Callable[[str], None]] = []
 _patched = False
+_recorder: Recorder | None = None
+
+
+class Recorder(Protocol):
+    """Sees every moto call under the lock (the journal); see `persistence.Recorder`."""
+
+    def apply(self, event_name: str, request: Any, call: Callable[[], Any]) -> tuple[Any, int | None]: ...
+
+    def wait_durable(self, sequence: int) -> None: ...
+
 
 FAKE_ACCESS_KEY_ID = "AKIAMOTOLOCALSTACK00"
 """Credentials boto3 signs moto calls with; moto never checks them. Never a real key."""
@@ -75,6 +85,12 @@ def remove_listener(callback: Callable[[str], None]) -> None:
         _listeners.remove(callback)
 
 
+def set_recorder(recorder: Recorder | None) -> None:
+    """Install (or remove, with None) the hook that journals every state change."""
+    global _recorder
+    _recorder = recorder
+
+
 def patch_moto_lock() -> None:
     """Serialise every call into moto's backends (idempotent)."""
     global _patched
@@ -85,8 +101,17 @@ def patch_moto_lock() -> None:
     original = BotocoreStubber.__call__
 
     def locked_call(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        sequence = None
         with MOTO_LOCK:
-            response = original(self, event_name, request, **kwargs)
+            recorder = _recorder
+            if recorder is None:
+                response = original(self, event_name, request, **kwargs)
+            else:
+                response, sequence = recorder.apply(
+                    event_name, request, lambda: original(self, event_name, request, **kwargs)
+                )
+        if sequence is not None and recorder is not None:
+            recorder.wait_durable(sequence)  # on disk before anyone is told it happened
         for listener in list(_listeners):
             listener(event_name)
         return response
@@ -132,6 +157,27 @@ class TableInfo:
     name: str
     key_attributes: tuple[str, ...]
     ttl_attribute: str | None
+    definition: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The CreateTable parameters (without TableName), to create the table again elsewhere."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "logical_id": self.logical_id,
+            "name": self.name,
+            "key_attributes": list(self.key_attributes),
+            "ttl_attribute": self.ttl_attribute,
+            "definition": self.definition,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TableInfo:
+        return cls(
+            data["logical_id"],
+            data["name"],
+            tuple(data["key_attributes"]),
+            data.get("ttl_attribute"),
+            dict(data.get("definition") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -144,6 +190,24 @@ class QueueInfo:
     max_receive_count: int | None
     dead_letter_queue: str | None
     """Logical id of the redrive target."""
+    attributes: dict[str, str] = field(default_factory=dict, compare=False)
+    """The CreateQueue attributes."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "logical_id": self.logical_id,
+            "name": self.name,
+            "url": self.url,
+            "arn": self.arn,
+            "visibility_timeout_s": self.visibility_timeout_s,
+            "max_receive_count": self.max_receive_count,
+            "dead_letter_queue": self.dead_letter_queue,
+            "attributes": self.attributes,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QueueInfo:
+        return cls(**{**data, "attributes": dict(data.get("attributes") or {})})
 
 
 @dataclass(frozen=True)
@@ -203,7 +267,9 @@ def _create_table(template: StackTemplate, logical_id: str, dynamodb: Any) -> Ta
             TableName=name, TimeToLiveSpecification={"AttributeName": ttl_attribute, "Enabled": True}
         )
     keys = tuple(k["AttributeName"] for k in props.get("KeySchema", []))
-    return TableInfo(logical_id=logical_id, name=name, key_attributes=keys, ttl_attribute=ttl_attribute)
+    return TableInfo(
+        logical_id=logical_id, name=name, key_attributes=keys, ttl_attribute=ttl_attribute, definition=params
+    )
 
 
 def _create_queue(template: StackTemplate, logical_id: str, sqs: Any, arn_to_id: dict[str, str]) -> QueueInfo:
@@ -229,6 +295,7 @@ def _create_queue(template: StackTemplate, logical_id: str, sqs: Any, arn_to_id:
         visibility_timeout_s=int(props.get("VisibilityTimeout", 30)),
         max_receive_count=max_receive,
         dead_letter_queue=dead_letter,
+        attributes=attributes,
     )
 
 
@@ -236,3 +303,15 @@ def _attribute_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def create_from_definitions(tables: list[TableInfo], queues: list[QueueInfo], dynamodb: Any, sqs: Any) -> None:
+    """Create tables and queues again from the definitions `create_resources` recorded."""
+    for table in tables:
+        dynamodb.create_table(TableName=table.name, **table.definition)
+        if table.ttl_attribute:
+            dynamodb.update_time_to_live(
+                TableName=table.name, TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True}
+            )
+    for queue in sorted(queues, key=lambda q: "RedrivePolicy" in q.attributes):
+        sqs.create_queue(QueueName=queue.name, Attributes=queue.attributes)

@@ -8,6 +8,7 @@ timeout). CORS headers are added to every response for an allowed Origin.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +32,23 @@ MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 """HTTP APIs reject request bodies above 10 MB."""
 INTEGRATION_TIMEOUT_S = 30.0
 """HTTP APIs stop waiting for an integration after 30 s."""
+
+
+def shutting_down() -> HttpResponse:
+    """The answer to a request that arrives while the stack stops: retry against the next start."""
+    body = {
+        "error": {
+            "message": "The local stack is shutting down; retry in a few seconds.",
+            "type": "server_error",
+            "param": None,
+            "code": "shutting_down",
+        }
+    }
+    return HttpResponse(
+        status=503,
+        headers=[("Content-Type", "application/json"), ("Retry-After", "5"), ("Connection", "close")],
+        body=json.dumps(body).encode("utf-8"),
+    )
 
 
 class TokenBucket:
@@ -93,9 +111,39 @@ class Gateway:
         self._on_error = on_error
         self._clock = clock
         self._buckets = {r.route_key: TokenBucket(spec.throttle, clock) for r in spec.routes} if spec.throttle else {}
+        self._in_flight = 0
+        self._idle = threading.Condition()
+        self.draining = False
+
+    def drain(self) -> None:
+        """Refuse new requests (503, `Connection: close`) from now on; in-flight ones finish."""
+        self.draining = True
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no request is in flight; False if some still are after `timeout_s`."""
+        deadline = self._clock() + timeout_s
+        with self._idle:
+            while self._in_flight:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(min(remaining, 0.1))
+        return True
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         """The response API Gateway would send for `request` (never raises)."""
+        if self.draining:
+            return shutting_down()
+        with self._idle:
+            self._in_flight += 1
+        try:
+            return self._handle(request)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
         started = self._clock()
         request_id = new_request_id()
         route, response = self._dispatch(request, request_id)

@@ -1,78 +1,93 @@
-"""The table's items saved to `<state dir>/state.json`, so learning survives a restart.
+"""Durable state for the local stack: a snapshot plus a write-ahead journal.
 
-Items are stored in DynamoDB's typed JSON (binary values base64-encoded, as the wire format
-does), per table logical id. Saves are atomic (temp file, fsync, rename): a crash mid-save
-leaves the previous file intact. A periodic saver skips writing when nothing changed.
-In-flight SQS messages are not saved (a restart drops signals not yet applied).
+Every call that changes DynamoDB or SQS state passes through one hook under the moto lock
+(`aws.set_recorder`). A successful DynamoDB write is journaled as the request itself; an SQS
+call is journaled as the messages it added and removed (sends, deletes, moves to the
+dead-letter queue). The record is fsynced (group commit) before the call returns, so a write
+acknowledged to any client survives SIGTERM, `kill -9` or a crash.
+
+At start, `<state dir>/state.json` (the snapshot) is loaded straight into moto's backends and
+the journal segments written after it are replayed, in order, through moto's own request
+handling: the result is the state as it was after the last acknowledged write. In the
+background, when the open segment grows past a size, it is closed and a separate process
+(`python -m tools.local_stack.compact`) folds the closed segments into a new snapshot, written
+atomically; the segments it covered are then deleted. The serving process never scans its own
+tables to save them, so saving costs it nothing while requests run, restart time is linear in
+the items stored, and a snapshot is a consistent prefix of the journal by construction.
+
+SQS messages restored after a restart are visible at once, with their receive count reset (a
+signal may be delivered again; applying feedback is idempotent per turn).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tools.local_stack.aws import TableInfo
-from tools.local_stack.periodic import Periodic
+from tools.local_stack.aws import QueueInfo, TableInfo
+from tools.local_stack.journal import Journal, read_segment, segment_numbers, segment_path
 
 STATE_FILE = "state.json"
-FORMAT_VERSION = 1
-SCAN_PAGE_ITEMS = 100
-"""Items per Scan page: each page is one moto call, so requests interleave with a long save
-instead of waiting behind the global moto lock for the whole table."""
+SCHEMA_FILE = "schema.json"
+JOURNAL_DIR = "journal"
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+SEGMENT_BYTES = 4 * 1024 * 1024
+"""A segment this large is closed and compacted (about 4,000 chats' worth of writes)."""
+ACCOUNT_ID = "123456789012"
+DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+SQS_READ_ONLY = frozenset({"GetQueueUrl", "GetQueueAttributes", "ListQueues", "ListQueueTags"})
 
 
-def _encode(value: Any) -> Any:
-    """A DynamoDB typed value made JSON-safe (bytes → base64 text)."""
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    return value
+# -- moto's backends, addressed directly (bulk load and dump without the request path)
 
 
-def _decode(value: Any) -> Any:
-    """The inverse of `_encode` for typed values: B and BS come back as bytes."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, inner in value.items():
-            if key == "B" and isinstance(inner, str):
-                out[key] = base64.b64decode(inner)
-            elif key == "BS" and isinstance(inner, list):
-                out[key] = [base64.b64decode(x) for x in inner]
-            else:
-                out[key] = _decode(inner)
-        return out
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
+def _dynamodb_backend(region: str) -> Any:
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[ACCOUNT_ID][region]
 
 
-def dump_tables(dynamodb: Any, tables: list[TableInfo]) -> dict[str, Any]:
-    """Every item of every table, as a JSON-safe document."""
-    out: dict[str, list[Any]] = {}
-    for table in tables:
-        items: list[Any] = []
-        kwargs: dict[str, Any] = {"TableName": table.name, "Limit": SCAN_PAGE_ITEMS}
-        while True:
-            page = dynamodb.scan(**kwargs)
-            items.extend(_encode(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        items.sort(key=lambda item: json.dumps([item.get(k) for k in table.key_attributes], sort_keys=True))
-        out[table.logical_id] = items
-    return {"version": FORMAT_VERSION, "tables": out}
+def _sqs_backend(region: str) -> Any:
+    from moto.sqs.models import sqs_backends
+
+    return sqs_backends[ACCOUNT_ID][region]
+
+
+def _table_items(table: Any) -> list[Any]:
+    if table.range_key_attr:
+        return [item for partition in table.items.values() for item in partition.values()]
+    return list(table.items.values())
+
+
+def dump_state(tables: list[TableInfo], queues: list[QueueInfo], region: str) -> dict[str, Any]:
+    """Every item and every queued message, as a JSON-safe document (call with moto quiet)."""
+    dynamodb = _dynamodb_backend(region)
+    sqs = _sqs_backend(region)
+    out_tables: dict[str, list[Any]] = {}
+    for info in tables:
+        items = [item.to_json()["Attributes"] for item in _table_items(dynamodb.get_table(info.name))]
+        items.sort(key=lambda attrs: json.dumps([attrs.get(k) for k in info.key_attributes], sort_keys=True))
+        out_tables[info.logical_id] = items
+    out_queues: dict[str, list[Any]] = {}
+    for queue_info in queues:
+        queue = sqs.get_queue(queue_info.name)
+        out_queues[queue_info.logical_id] = [_message_record(m) for m in queue._messages]
+    return {"version": FORMAT_VERSION, "tables": out_tables, "queues": out_queues}
+
+
+def _message_record(message: Any) -> dict[str, Any]:
+    return {"id": message.id, "body": message.body, "attributes": message.message_attributes or {}}
 
 
 def write_atomic(path: Path, document: dict[str, Any]) -> None:
@@ -85,93 +100,331 @@ def write_atomic(path: Path, document: dict[str, Any]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def restore_tables(dynamodb: Any, tables: list[TableInfo], path: Path) -> int:
-    """Put the items saved in `path` back into the (empty) tables; returns how many items.
-
-    Tables in the file that the template no longer has are ignored.
-    """
+def read_snapshot(path: Path) -> dict[str, Any] | None:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return 0
+        return None
     except (OSError, ValueError) as exc:
         raise RuntimeError(f"{path}: unreadable saved state ({exc}); move it away to start afresh") from exc
-    if document.get("version") != FORMAT_VERSION:
+    if document.get("version") not in READABLE_VERSIONS:
         raise RuntimeError(f"{path}: saved state format {document.get('version')!r} is not {FORMAT_VERSION}")
+    return document
+
+
+def load_snapshot(document: dict[str, Any], tables: list[TableInfo], queues: list[QueueInfo], region: str) -> int:
+    """Put a snapshot's items and messages into moto's (empty) backends; returns the item count.
+
+    Tables and queues the template no longer has are ignored.
+    """
+    dynamodb = _dynamodb_backend(region)
     restored = 0
-    by_id = {t.logical_id: t for t in tables}
+    by_table = {t.logical_id: t for t in tables}
     for logical_id, items in (document.get("tables") or {}).items():
-        table = by_id.get(logical_id)
-        if table is None:
+        info = by_table.get(logical_id)
+        if info is None:
             continue
-        for start in range(0, len(items), 25):
-            requests = [{"PutRequest": {"Item": _decode(item)}} for item in items[start : start + 25]]
-            pending: dict[str, Any] = {table.name: requests}
-            while pending:
-                pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-            restored += len(requests)
+        table = dynamodb.get_table(info.name)
+        for attrs in items:
+            table.put_item(attrs, overwrite=True)
+        restored += len(items)
+    by_queue = {q.logical_id: q for q in queues}
+    sqs = _sqs_backend(region)
+    for logical_id, messages in (document.get("queues") or {}).items():
+        queue_info = by_queue.get(logical_id)
+        if queue_info is None:
+            continue
+        for record in messages:
+            _put_message(sqs, queue_info.name, record)
     return restored
 
 
-_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+def _put_message(sqs: Any, queue_name: str, record: dict[str, Any]) -> None:
+    message = sqs.send_message(queue_name, record["body"], message_attributes=record.get("attributes") or None)
+    message.id = record["id"]
 
 
-class StateSaver:
-    """Saves the tables every `interval_s` seconds (when they changed) and once more on stop.
+def _dynamodb_request(region: str, op: str, body: str) -> Any:
+    from botocore.awsrequest import AWSPreparedRequest
+    from botocore.compat import HTTPHeaders
 
-    Register `on_aws_call` as a moto listener: the tables are only scanned after a write, so an
-    idle stack never holds the moto lock for a scan.
-    """
+    headers = HTTPHeaders()
+    headers["X-Amz-Target"] = f"DynamoDB_20120810.{op}"
+    headers["Content-Type"] = "application/x-amz-json-1.0"
+    return AWSPreparedRequest("POST", f"https://dynamodb.{region}.amazonaws.com/", headers, body, False)
+
+
+def apply_record(record: dict[str, Any], region: str, queue_names: dict[str, str]) -> None:
+    """Re-apply one journal record to moto (replay). `queue_names`: queue name → itself (known)."""
+    if record["t"] == "ddb":
+        from moto.core.models import botocore_stubber
+
+        result = botocore_stubber.process_request(_dynamodb_request(region, record["op"], record["body"]))
+        if result is None or result[0] != 200:
+            status = None if result is None else result[0]
+            raise RuntimeError(f"journal replay: {record['op']} answered {status} (the journal and moto disagree)")
+        return
+    sqs = _sqs_backend(region)
+    for queue_name, message in record.get("put", []):
+        if queue_name in queue_names:
+            _put_message(sqs, queue_name, message)
+    for queue_name, message_id in record.get("del", []):
+        if queue_name in queue_names:
+            queue = sqs.get_queue(queue_name)
+            queue._messages = [m for m in queue._messages if m.id != message_id]
+
+
+def replay_segments(directory: Path, numbers: list[int], region: str, queues: list[QueueInfo]) -> int:
+    names = {q.name: q.name for q in queues}
+    count = 0
+    for number in numbers:
+        for record in read_segment(segment_path(directory, number)):
+            apply_record(record, region, names)
+            count += 1
+    return count
+
+
+# -- the hook every moto call passes through
+
+
+class Recorder:
+    """Journals each state change under the moto lock (see `aws.set_recorder`)."""
+
+    def __init__(self, journal: Journal, queues: list[QueueInfo], region: str) -> None:
+        self.journal = journal
+        self._queue_names = [q.name for q in queues]
+        self._region = region
+
+    def apply(self, event_name: str, request: Any, call: Callable[[], Any]) -> tuple[Any, int | None]:
+        """Run `call` (the moto call) and journal what it changed; (response, record sequence)."""
+        _, _, rest = event_name.partition("before-send.")
+        service, _, op = rest.partition(".")
+        if service == "dynamodb":
+            response = call()
+            if op not in DYNAMODB_WRITES or response is None or response.status_code != 200:
+                return response, None
+            body = request.body
+            text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body or "")
+            return response, self.journal.append({"t": "ddb", "op": op, "body": text})
+        if service == "sqs" and op not in SQS_READ_ONLY:
+            before = self._messages()
+            response = call()
+            after = self._messages()
+            put = [(name, _message_record(m)) for (name, mid), m in after.items() if (name, mid) not in before]
+            gone = [[name, mid] for (name, mid) in before if (name, mid) not in after]
+            if not put and not gone:
+                return response, None
+            return response, self.journal.append({"t": "sqs", "put": put, "del": gone})
+        return call(), None
+
+    def _messages(self) -> dict[tuple[str, str], Any]:
+        sqs = _sqs_backend(self._region)
+        out: dict[tuple[str, str], Any] = {}
+        for name in self._queue_names:
+            queue = sqs.queues.get(name)
+            if queue is not None:
+                for message in queue._messages:
+                    out[(name, message.id)] = message
+        return out
+
+    def wait_durable(self, sequence: int) -> None:
+        self.journal.wait_durable(sequence)
+
+
+@dataclass
+class RecoveryReport:
+    snapshot_items: int = 0
+    journal_records: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class PersistenceStats:
+    compactions: int = 0
+    last_compaction_s: float | None = None
+    compaction_failures: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class DurableState:
+    """Recovers the state at start, journals every change, compacts in the background."""
 
     def __init__(
         self,
-        dynamodb: Any,
+        state_dir: Path,
         tables: list[TableInfo],
-        path: Path,
+        queues: list[QueueInfo],
+        region: str,
         *,
-        interval_s: float = 10.0,
+        fsync: bool = True,
+        segment_bytes: int = SEGMENT_BYTES,
+        check_interval_s: float = 1.0,
         on_error: Callable[[str], None] = lambda _message: None,
     ) -> None:
-        self._dynamodb = dynamodb
+        self.state_dir = state_dir
+        self.path = state_dir / STATE_FILE
+        self.journal_dir = state_dir / JOURNAL_DIR
         self._tables = tables
-        self.path = path
-        self._digest: str | None = None
-        self._dirty = True
-        self._save_lock = threading.Lock()
-        self._periodic = Periodic("state save", interval_s, self.save, on_error)
-        self.saves = 0
+        self._queues = queues
+        self._region = region
+        self._fsync = fsync
+        self._segment_bytes = segment_bytes
+        self._check_interval_s = check_interval_s
+        self._on_error = on_error
+        self._journal: Journal | None = None
+        self._recorder: Recorder | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._compact_lock = threading.Lock()
+        self._through = 0
+        self.stats = PersistenceStats()
 
-    def on_aws_call(self, event_name: str) -> None:
-        """moto listener: note that a table may have changed."""
-        if event_name.startswith("before-send.dynamodb.") and event_name.rsplit(".", 1)[-1] in _WRITES:
-            self._dirty = True
-
-    def save(self, *, force: bool = False) -> bool:
-        """Save now if anything changed since the last save (`force`: scan regardless); True when written."""
-        with self._save_lock:
-            if not (force or self._dirty) and self.path.exists():
-                return False
-            self._dirty = False  # before the scan: a write during it marks the next save dirty
-            document = dump_tables(self._dynamodb, self._tables)
-            digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode("utf-8")).hexdigest()
-            if digest == self._digest and self.path.exists():
-                return False
-            document["saved_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-            document["saved_at_epoch"] = time.time()
-            write_atomic(self.path, document)
-            self._digest = digest
-            self.saves += 1
-            return True
+    def recover(self) -> RecoveryReport:
+        """Load the snapshot and replay the journal after it (before anything serves)."""
+        started = time.perf_counter()
+        report = RecoveryReport()
+        document = read_snapshot(self.path)
+        if document is not None:
+            report.snapshot_items = load_snapshot(document, self._tables, self._queues, self._region)
+            self._through = int(document.get("through_segment", 0))
+        pending = [n for n in segment_numbers(self.journal_dir) if n > self._through]
+        report.journal_records = replay_segments(self.journal_dir, pending, self._region, self._queues)
+        report.seconds = time.perf_counter() - started
+        return report
 
     def start(self) -> None:
-        self._periodic.start()
+        """Open a new journal segment and journal every change from now on."""
+        from tools.local_stack import aws
 
-    def stop(self) -> None:
-        """Stop the periodic saves and write the final state."""
-        self._periodic.stop()
-        self.save(force=True)
+        self._write_schema()
+        existing = segment_numbers(self.journal_dir)
+        first = max([self._through, *existing]) + 1
+        self._journal = Journal(
+            self.journal_dir, first_segment=first, segment_bytes=self._segment_bytes, fsync=self._fsync
+        )
+        self._recorder = Recorder(self._journal, self._queues, self._region)
+        aws.set_recorder(self._recorder)
+        self._thread = threading.Thread(target=self._run, name="compaction", daemon=True)
+        self._thread.start()
+
+    def _write_schema(self) -> None:
+        write_atomic(
+            self.state_dir / SCHEMA_FILE,
+            {
+                "region": self._region,
+                "tables": [t.to_json() for t in self._tables],
+                "queues": [q.to_json() for q in self._queues],
+            },
+        )
+
+    @property
+    def journal(self) -> Journal | None:
+        return self._journal
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._check_interval_s):
+            try:
+                if self._journal is not None and self._journal.needs_rotation():
+                    self.compact()
+            except Exception as exc:  # the next check tries again; the journal keeps everything
+                self.stats.compaction_failures += 1
+                self._on_error(f"compaction failed: {type(exc).__name__}: {exc}")
+
+    def compact(self, timeout_s: float | None = None) -> bool:
+        """Close the open segment and fold every closed segment into a new snapshot (another process).
+
+        On failure or past `timeout_s` nothing is lost: the segments stay and are replayed at start.
+        """
+        from tools.local_stack import aws
+
+        if self._journal is None:
+            return False
+        with self._compact_lock:
+            with aws.MOTO_LOCK:  # no record is half-written while the segment closes
+                closed = self._journal.rotate()
+            started = time.perf_counter()
+            env = dict(os.environ)
+            result = subprocess.run(
+                [sys.executable, "-m", "tools.local_stack.compact", str(self.state_dir), str(closed)],
+                cwd=Path(__file__).resolve().parents[2],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=timeout_s,
+            )
+            if result.returncode != 0:
+                raise RuntimeError((result.stderr or result.stdout).strip().splitlines()[-1:] or "no output")
+            for number in segment_numbers(self.journal_dir):
+                if number <= closed:
+                    segment_path(self.journal_dir, number).unlink(missing_ok=True)
+            self._through = closed
+            elapsed = time.perf_counter() - started
+            self.stats.compactions += 1
+            self.stats.last_compaction_s = elapsed
+            self.stats.history.append({"at": time.time(), "seconds": elapsed})
+            return True
+
+    def stop(self, *, compact_timeout_s: float | None = None) -> None:
+        """Stop journaling (every record is already on disk).
+
+        With `compact_timeout_s`, fold this run's journal into the snapshot first, unless that
+        takes longer (then the next start replays it).
+        """
+        from tools.local_stack import aws
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30.0)
+        if compact_timeout_s is not None and self._journal is not None and self._journal.records:
+            try:
+                self.compact(timeout_s=compact_timeout_s)
+            except subprocess.TimeoutExpired:
+                self._on_error(f"the snapshot took over {compact_timeout_s:g} s; the journal is replayed at start")
+            except Exception as exc:
+                self._on_error(f"final compaction failed (the journal keeps everything): {exc}")
+        aws.set_recorder(None)
+        if self._journal is not None:
+            self._journal.close()
+
+
+def compact_offline(state_dir: Path, through: int) -> dict[str, Any]:
+    """Snapshot + segments up to `through` → a new snapshot (run in its own process)."""
+    from tools.local_stack import aws
+
+    schema = json.loads((state_dir / SCHEMA_FILE).read_text(encoding="utf-8"))
+    region = schema["region"]
+    tables = [TableInfo.from_json(t) for t in schema["tables"]]
+    queues = [QueueInfo.from_json(q) for q in schema["queues"]]
+    aws.isolate_environment(region)
+    session = aws.MotoSession()
+    session.start()
+    try:
+        aws.create_from_definitions(tables, queues, session.client("dynamodb", region), session.client("sqs", region))
+        path = state_dir / STATE_FILE
+        document = read_snapshot(path)
+        previous = 0
+        items = 0
+        if document is not None:
+            items = load_snapshot(document, tables, queues, region)
+            previous = int(document.get("through_segment", 0))
+        numbers = [n for n in segment_numbers(state_dir / JOURNAL_DIR) if previous < n <= through]
+        records = replay_segments(state_dir / JOURNAL_DIR, numbers, region, queues)
+        out = dump_state(tables, queues, region)
+        out["through_segment"] = max(previous, through)
+        out["saved_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        write_atomic(path, out)
+        return {"items_before": items, "records": records, "items": sum(len(v) for v in out["tables"].values())}
+    finally:
+        session.stop()

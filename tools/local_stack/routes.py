@@ -99,6 +99,8 @@ class FunctionSpec:
     environment: dict[str, str]
     layer_dirs: tuple[Path, ...]
     runtime: str
+    reserved_concurrency: int | None = None
+    """ReservedConcurrentExecutions: the most environments the function may run at once."""
 
     @property
     def module(self) -> str:
@@ -271,6 +273,9 @@ def _function(template: StackTemplate, logical_id: str) -> FunctionSpec:
         environment={str(k): str(v) for k, v in env.items()},
         layer_dirs=tuple(layers),
         runtime=str(props.get("Runtime", "")),
+        reserved_concurrency=int(props["ReservedConcurrentExecutions"])
+        if props.get("ReservedConcurrentExecutions") is not None
+        else None,
     )
 
 

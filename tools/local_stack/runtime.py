@@ -1,30 +1,71 @@
-"""Lambda functions run in-process: one module and one lock per function.
+"""Lambda execution environments as processes: several per function, each with its own state.
 
-A deployed execution environment serves one request at a time, and Powertools resolvers keep
-the current event on the app object, so each function here has a lock: requests to the same
-function queue, requests to different functions run in parallel.
+Like Lambda, an execution environment serves one request at a time and keeps its module state
+(Powertools loggers and metrics, boto3 clients, caches) between requests; a function scales by
+starting more environments, up to its concurrency limit (the template's
+ReservedConcurrentExecutions, else the stack's default). Environments never share memory: each
+is its own process, forked from a server that has already imported the heavy libraries (boto3,
+Powertools, pydantic, httpx), so a cold start only imports the function's own code. A request
+that finds every environment busy and the limit reached waits for one to free up.
 
-Each function's module is imported once under a private name (every function's handler file
-is `app.py`), with its code directory and its layers on `sys.path`, after the environment is
-set. What a function prints (Powertools logs, metrics) goes to `<log dir>/<function>.log`,
-like a CloudWatch log group, so the console stays readable.
+An environment's environment variables are exactly the function's (plus the local AWS
+endpoint and fake credentials); its stdout and stderr go to `<log dir>/<function>.log`, like a
+CloudWatch log group. A request past the function's Timeout kills its environment, as Lambda
+does. Environments idle for `IDLE_S` are stopped (one per function stays warm).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-import io
+import json
+import multiprocessing
+import os
 import sys
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
-from types import ModuleType
-from typing import Any, TextIO
+from typing import Any
 
 from tools.local_stack.routes import FunctionSpec
+
+IDLE_S = 300.0
+"""An environment unused this long is stopped (the first one of each function stays)."""
+INIT_TIMEOUT_S = 10.0
+"""Lambda's init phase limit."""
+PRELOAD = (
+    "boto3",
+    "botocore.session",
+    "botocore.client",
+    "pydantic",
+    "httpx",
+    "yaml",
+    "aws_lambda_powertools",
+    "aws_lambda_powertools.event_handler",
+    "aws_lambda_powertools.metrics",
+    "aws_lambda_powertools.logging",
+    "aws_lambda_powertools.utilities.batch",
+    "aws_lambda_powertools.utilities.validation",
+)
+"""Imported once by the fork server, shared copy-on-write by every environment."""
+
+_context: Any = None
+_context_lock = threading.Lock()
+
+
+def _multiprocessing() -> Any:
+    """The fork-server context (started on first use, with the heavy imports preloaded)."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(list(PRELOAD))
+            _context = context
+        return _context
 
 
 class FunctionError(Exception):
@@ -38,7 +79,7 @@ class FunctionError(Exception):
 
 
 class FunctionTimeout(Exception):
-    """The function ran longer than its configured Timeout (Lambda would have stopped it)."""
+    """The function ran longer than its configured Timeout (its environment was stopped)."""
 
 
 class LambdaContext:
@@ -63,50 +104,114 @@ class LambdaContext:
         return max(0, int((self._deadline - self._clock()) * 1000))
 
 
-class FunctionOutput(io.TextIOBase):
-    """Installed as sys.stdout: text a thread writes while it runs a function goes to that
-    function's log (Powertools logs and metrics write to stdout); other text goes to the
-    original stream. Warnings and tracebacks on stderr stay on the console.
-    """
+def _environment_main(
+    conn: Connection,
+    settings: dict[str, Any],
+) -> None:
+    """The body of one execution environment process: init, then invoke requests until EOF."""
+    os.environ.clear()
+    os.environ.update(settings["environment"])
+    if settings.get("log_path"):
+        fd = os.open(settings["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        sys.stdout = open(1, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
+    for entry in reversed(settings["path"]):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    spec = settings["spec"]
+    try:
+        module_spec = importlib.util.spec_from_file_location(settings["module_name"], settings["module_file"])
+        if module_spec is None or module_spec.loader is None:
+            raise RuntimeError(f"cannot import {settings['module_file']}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[settings["module_name"]] = module
+        module_spec.loader.exec_module(module)
+        handler = getattr(module, settings["attribute"], None)
+        if not callable(handler):
+            raise RuntimeError(f"{settings['module_file']} has no callable {settings['attribute']!r}")
+    except Exception as exc:
+        traceback.print_exc()
+        conn.send_bytes(json.dumps({"init_error": {"type": type(exc).__name__, "message": str(exc)}}).encode())
+        return
+    conn.send_bytes(b'{"ready": true}')
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return  # the stack stopped (or died): Lambda freezes and later discards the sandbox
+        if not data:
+            return
+        event = json.loads(data)
+        context = LambdaContext(spec, settings["region"], settings["account_id"], clock=time.monotonic)
+        try:
+            result = handler(event, context)
+            reply = json.dumps({"result": result})
+        except Exception as exc:
+            print(f"[ERROR] {type(exc).__name__}: {exc} (request {context.aws_request_id})", flush=True)
+            traceback.print_exc()
+            reply = json.dumps({"error": {"type": type(exc).__name__, "message": str(exc)}})
+        except BaseException as exc:  # SystemExit and the like end the environment, as in Lambda
+            conn.send_bytes(json.dumps({"error": {"type": "Runtime.ExitError", "message": repr(exc)}}).encode())
+            return
+        sys.stdout.flush()
+        try:
+            conn.send_bytes(reply.encode("utf-8"))
+        except (BrokenPipeError, OSError):
+            return
 
-    def __init__(self, fallback: TextIO) -> None:
-        super().__init__()
-        self._fallback = fallback
-        self._local = threading.local()
 
-    def bind(self, sink: TextIO | None) -> TextIO | None:
-        """Route this thread's writes to `sink` (None: back to the fallback); returns the previous sink."""
-        previous: TextIO | None = getattr(self._local, "sink", None)
-        self._local.sink = sink
-        return previous
+class ExecutionEnvironment:
+    """One environment process and the pipe to it."""
 
-    def _target(self) -> TextIO:
-        sink: TextIO | None = getattr(self._local, "sink", None)
-        return sink if sink is not None else self._fallback
+    def __init__(self, function: str, process: Any, conn: Connection) -> None:
+        self.function = function
+        self.process = process
+        self.conn = conn
+        self.last_used = time.monotonic()
+        self.invocations = 0
 
-    def write(self, text: str) -> int:
-        target = self._target()
-        written = target.write(text)
-        if target is not self._fallback:
-            target.flush()
-        return written
-
-    def flush(self) -> None:
-        self._target().flush()
-
-    def writable(self) -> bool:
-        return True
+    def invoke(self, event: dict[str, Any], timeout_s: float) -> Any:
+        self.invocations += 1
+        try:
+            self.conn.send_bytes(json.dumps(event).encode("utf-8"))
+            if not self.conn.poll(timeout_s):
+                self.kill()
+                raise FunctionTimeout(f"{self.function} ran past its Timeout of {timeout_s:g} s")
+            reply = json.loads(self.conn.recv_bytes())
+        except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as exc:
+            self.kill()
+            raise FunctionError(self.function, "Runtime.ExitError", f"the environment exited ({exc})") from exc
+        finally:
+            self.last_used = time.monotonic()
+        if "error" in reply:
+            raise FunctionError(self.function, reply["error"]["type"], reply["error"]["message"])
+        return reply["result"]
 
     @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._fallback, "encoding", "utf-8")
+    def alive(self) -> bool:
+        return bool(self.process.is_alive())
 
-    def isatty(self) -> bool:
-        return False
+    def kill(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.process.kill()
+        self.process.join(2.0)
+        self.conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send_bytes(b"")
+        self.process.join(2.0)
+        if self.process.is_alive():
+            self.kill()
+        else:
+            self.conn.close()
 
 
 class LocalFunction:
-    """One Lambda function: its module (imported once) and the lock of its execution environment."""
+    """One Lambda function: up to `concurrency` execution environments, started on demand."""
 
     def __init__(
         self,
@@ -115,43 +220,33 @@ class LocalFunction:
         region: str,
         account_id: str,
         log_dir: Path,
-        output: FunctionOutput | None,
-        clock: Callable[[], float] = time.monotonic,
+        environment: dict[str, str],
+        concurrency: int,
+        logs_to_console: bool = False,
     ) -> None:
         self.spec = spec
-        self._region = region
-        self._account_id = account_id
-        self._output = output
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._handler: Callable[[dict[str, Any], Any], Any] | None = None
+        self.concurrency = max(1, concurrency)
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{spec.logical_id}.log"
-        self._log: TextIO = self.log_path.open("a", encoding="utf-8", buffering=1)
+        self._settings = {
+            "environment": environment,
+            "log_path": None if logs_to_console else str(self.log_path),
+            "path": [str(p) for p in (*spec.layer_dirs, spec.code_dir)],
+            "module_name": f"_local_lambda_{spec.logical_id}_{spec.module.replace('.', '_')}",
+            "module_file": str(self._module_file()),
+            "attribute": spec.attribute,
+            "spec": spec,
+            "region": region,
+            "account_id": account_id,
+        }
+        self._idle: list[ExecutionEnvironment] = []
+        self._count = 0  # environments alive or starting
+        self._available = threading.Condition()
+        self._closed = False
         self.invocations = 0
         self.errors = 0
-
-    def load(self) -> None:
-        """Import the handler module (cold start). The environment must already be set."""
-        module_path = self._module_file()
-        for entry in (*self.spec.layer_dirs, self.spec.code_dir):
-            if str(entry) not in sys.path:
-                sys.path.insert(0, str(entry))
-        name = f"_local_lambda_{self.spec.logical_id}_{self.spec.module.replace('.', '_')}"
-        module_spec = importlib.util.spec_from_file_location(name, module_path)
-        if module_spec is None or module_spec.loader is None:
-            raise RuntimeError(f"{self.spec.logical_id}: cannot import {module_path}")
-        module: ModuleType = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        previous = self._bind_output()
-        try:
-            module_spec.loader.exec_module(module)
-        finally:
-            self._unbind_output(previous)
-        handler = getattr(module, self.spec.attribute, None)
-        if not callable(handler):
-            raise RuntimeError(f"{self.spec.logical_id}: {module_path} has no callable {self.spec.attribute!r}")
-        self._handler = handler
+        self.cold_starts = 0
+        self.peak_environments = 0
 
     def _module_file(self) -> Path:
         base = self.spec.code_dir / Path(*self.spec.module.split("."))
@@ -163,42 +258,113 @@ class LocalFunction:
             f"(expected {base.with_suffix('.py').name})"
         )
 
+    @property
+    def environments(self) -> int:
+        return self._count
+
+    def load(self) -> None:
+        """Start the first environment (a cold start); raises RuntimeError if its init fails."""
+        with self._available:
+            self._count += 1
+        try:
+            environment = self._start_environment()
+        except Exception:
+            with self._available:
+                self._count -= 1
+            raise
+        self._release(environment)
+
+    def _start_environment(self) -> ExecutionEnvironment:
+        context = _multiprocessing()
+        parent, child = context.Pipe()
+        process = context.Process(
+            target=_environment_main,
+            args=(child, self._settings),
+            name=f"lambda:{self.spec.logical_id}",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        environment = ExecutionEnvironment(self.spec.logical_id, process, parent)
+        if not parent.poll(INIT_TIMEOUT_S):
+            environment.kill()
+            raise RuntimeError(f"{self.spec.logical_id}: init took longer than {INIT_TIMEOUT_S:g} s")
+        try:
+            ready = json.loads(parent.recv_bytes())
+        except (EOFError, OSError) as exc:
+            environment.kill()
+            raise RuntimeError(f"{self.spec.logical_id}: the environment exited during init") from exc
+        if "init_error" in ready:
+            environment.kill()
+            error = ready["init_error"]
+            raise RuntimeError(f"{self.spec.logical_id}: init failed: {error['type']}: {error['message']}")
+        self.cold_starts += 1
+        return environment
+
+    def _acquire(self) -> ExecutionEnvironment:
+        with self._available:
+            while True:
+                if self._closed:
+                    raise FunctionError(self.spec.logical_id, "Runtime.Stopped", "the stack is stopping")
+                while self._idle:
+                    environment = self._idle.pop()
+                    if environment.alive:
+                        return environment
+                    self._count -= 1
+                if self._count < self.concurrency:
+                    self._count += 1
+                    self.peak_environments = max(self.peak_environments, self._count)
+                    break
+                self._available.wait()
+        try:
+            return self._start_environment()
+        except Exception as exc:
+            with self._available:
+                self._count -= 1
+                self._available.notify()
+            raise FunctionError(self.spec.logical_id, "Runtime.InitError", str(exc)) from exc
+
+    def _release(self, environment: ExecutionEnvironment) -> None:
+        with self._available:
+            if not environment.alive or self._closed:
+                self._count -= 1
+                if environment.alive:
+                    environment.stop()
+            else:
+                self._idle.append(environment)
+                self._reap_idle()
+            self._available.notify()
+
+    def _reap_idle(self) -> None:
+        now = time.monotonic()
+        keep = [e for e in self._idle if now - e.last_used < IDLE_S]
+        stale = [e for e in self._idle if now - e.last_used >= IDLE_S]
+        while stale and not keep and self._count - len(stale) < 1:
+            keep.append(stale.pop())  # one stays warm
+        for environment in stale:
+            environment.stop()
+            self._count -= 1
+        self._idle = keep
+
     def invoke(self, event: dict[str, Any]) -> Any:
-        """Run the handler on `event` with a fresh context; one invocation at a time per function.
-
-        Raises FunctionError when the handler raises, FunctionTimeout when it ran past Timeout.
+        """Run the handler on `event` in a free environment (a new one if none is free and the
+        limit allows, else wait). Raises FunctionError or FunctionTimeout.
         """
-        if self._handler is None:
-            raise RuntimeError(f"{self.spec.logical_id} is not loaded")
-        with self._lock:
-            self.invocations += 1
-            context = LambdaContext(self.spec, self._region, self._account_id, clock=self._clock)
-            started = self._clock()
-            previous = self._bind_output()
-            try:
-                result = self._handler(event, context)
-            except Exception as exc:
-                self.errors += 1
-                self._log.write(
-                    f"[ERROR] {type(exc).__name__}: {exc} (request {context.aws_request_id})\n"
-                    + "".join(traceback.format_exception(exc))
-                )
-                raise FunctionError(self.spec.logical_id, type(exc).__name__, str(exc)) from exc
-            finally:
-                self._unbind_output(previous)
-            elapsed = self._clock() - started
-            if elapsed > self.spec.timeout_s:
-                self.errors += 1
-                self._log.write(f"Task timed out after {elapsed:.2f} seconds (request {context.aws_request_id})\n")
-                raise FunctionTimeout(f"{self.spec.logical_id} ran {elapsed:.1f} s, Timeout is {self.spec.timeout_s} s")
-            return result
-
-    def _bind_output(self) -> TextIO | None:
-        return self._output.bind(self._log) if self._output is not None else None
-
-    def _unbind_output(self, previous: TextIO | None) -> None:
-        if self._output is not None:
-            self._output.bind(previous)
+        environment = self._acquire()
+        self.invocations += 1
+        try:
+            return environment.invoke(event, float(self.spec.timeout_s))
+        except (FunctionError, FunctionTimeout):
+            self.errors += 1
+            raise
+        finally:
+            self._release(environment)
 
     def close(self) -> None:
-        self._log.close()
+        """Stop every environment (waits for none: call after in-flight requests finished)."""
+        with self._available:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._available.notify_all()
+        for environment in idle:
+            environment.stop()

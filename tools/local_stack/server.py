@@ -47,6 +47,8 @@ class LocalHttpServer(ThreadingHTTPServer):
     def __init__(self, port: int, app: Callable[[HttpRequest], HttpResponse], name: str) -> None:
         self.app = app
         self.name = name
+        self.closing = False
+        """Set while stopping: every response closes its connection (keep-alive ends)."""
         try:
             super().__init__((HOST, port), _Handler)
         except OSError as exc:
@@ -65,10 +67,17 @@ class LocalHttpServer(ThreadingHTTPServer):
         )
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop_accepting(self) -> None:
+        """Close the listening socket; connections already open are still answered."""
+        self.closing = True
         if self._thread is not None:
             self.shutdown()  # waits for serve_forever, so only once it was started
             self._thread.join(5.0)
+            self._thread = None
+        self.socket.close()
+
+    def stop(self) -> None:
+        self.stop_accepting()
         self.server_close()
 
 
@@ -167,6 +176,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             if not has_length:
                 self.send_header("Content-Length", str(len(response.body)))
+            if self.server.closing or response.header("Connection") == "close":
+                self.close_connection = True
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()

@@ -1,8 +1,13 @@
 """Starts and stops every part of the local stack, in dependency order.
 
 Start: bind the ports (fail fast), load the template, isolate the AWS environment, start moto
-and create the table and queues, restore the saved state, import the functions, make sure a
-client key exists, then serve. Stop: in reverse, ending with a final save of the table.
+and create the table and queues, recover the saved state (snapshot + journal), start
+journaling, serve DynamoDB/SQS to the functions' processes, start one execution environment
+per function, make sure a client key exists, then serve.
+
+Stop (Ctrl-C, SIGTERM): stop the demo traffic, stop accepting connections and answer any new
+request with 503 `shutting_down`, let in-flight requests finish, stop the SQS pollers, the
+sweeper and the journal (every acknowledged write is already on disk), then the environments.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from urllib.parse import urlsplit
 
 from tools.local_stack import aws
 from tools.local_stack.apigw import HttpRequest, HttpResponse
+from tools.local_stack.aws_endpoint import AwsEndpoint
 from tools.local_stack.banner import StackInfo, format_banner
 from tools.local_stack.credentials import load_or_create_credential, save_client_key, saved_client_key
 from tools.local_stack.gateway import Exchange, Gateway
 from tools.local_stack.pages import SitePages, site_config
-from tools.local_stack.persistence import STATE_FILE, StateSaver, restore_tables
-from tools.local_stack.routes import ApiSpec, read_api
-from tools.local_stack.runtime import FunctionOutput, LocalFunction
+from tools.local_stack.persistence import STATE_FILE, DurableState
+from tools.local_stack.routes import ApiSpec, FunctionSpec, read_api
+from tools.local_stack.runtime import LocalFunction
 from tools.local_stack.server import HOST, LocalHttpServer
 from tools.local_stack.sigv4 import Credential, SigV4Verifier
 from tools.local_stack.sqs_poller import SqsPoller
@@ -36,6 +42,8 @@ from tools.local_stack.template import StackTemplate
 from tools.local_stack.upstream_config import write_upstream_config
 
 CLIENT_KEY_NAME = "local"
+_INHERITED = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH"})
+"""Variables of the stack's own environment a function's process also gets (Lambda sets these too)."""
 UPSTREAM_CONFIG_FILE = "routers.upstream.yaml"
 
 
@@ -56,8 +64,17 @@ class StackOptions:
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     function_logs_to_console: bool = False
     access_log: bool = True
-    save_interval_s: float = 10.0
     sweep_interval_s: float = 30.0
+    concurrency: int = 32
+    """Execution environments per function at most (the template's reserved concurrency wins)."""
+    fsync: bool = True
+    """Journal records are fsynced before a write is acknowledged (False: survive a process
+    crash, not a power loss)."""
+    final_snapshot_timeout_s: float = 10.0
+    """A clean stop folds the journal into the snapshot unless that takes longer (then the next
+    start replays the journal: nothing is lost either way)."""
+    drain_timeout_s: float = 35.0
+    """How long a stop waits for in-flight requests (the API's 30 s integration timeout + 5)."""
     traffic_rounds: int = 300
     traffic_rate: float = 1.0
     seed: int | None = None
@@ -85,12 +102,14 @@ class LocalStack:
         self._functions: dict[str, LocalFunction] = {}
         self._pollers: list[SqsPoller] = []
         self._sweeper: TtlSweeper | None = None
-        self._saver: StateSaver | None = None
+        self._durable: DurableState | None = None
+        self._endpoint: AwsEndpoint | None = None
+        self._gateway: Gateway | None = None
         self._moto = aws.MotoSession()
         self._traffic: subprocess.Popen[bytes] | None = None
         self._traffic_log: IO[bytes] | None = None
         self._print_lock = threading.Lock()
-        self._output: FunctionOutput | None = None
+        self._passed_env: set[str] = set()
         self.info: StackInfo | None = None
         self.notes: list[str] = []
 
@@ -140,6 +159,12 @@ class LocalStack:
         from router_core.config import load_config
 
         config = load_config()
+        # Keys a provider reads from the environment (api_key_env): the functions' processes need them.
+        self._passed_env = {
+            name
+            for provider in config.providers.values()
+            if (name := getattr(provider, "api_key_env", None)) and name in os.environ
+        }
 
         self._moto.start()
         dynamodb = self._moto.client("dynamodb", opts.region)
@@ -147,11 +172,22 @@ class LocalStack:
         resources = aws.create_resources(template, dynamodb, sqs)
         self._check_environment(spec, resources)
         tables = list(resources.tables.values())
-        restored = restore_tables(dynamodb, tables, self.state_dir / STATE_FILE)
-        self._sweeper = TtlSweeper(dynamodb, tables, interval_s=opts.sweep_interval_s, on_error=self.warn)
+        self._durable = DurableState(
+            self.state_dir, tables, list(resources.queues.values()), opts.region, fsync=opts.fsync, on_error=self.warn
+        )
+        recovery = self._durable.recover()
+        self._durable.start()  # from here on every write is journaled
+        self._sweeper = TtlSweeper(
+            dynamodb, tables, region=opts.region, interval_s=opts.sweep_interval_s, on_error=self.warn
+        )
         swept = self._sweeper.sweep_once()
-        if restored:
-            self.notes.append(f"restored {restored} items from {self.state_dir / STATE_FILE} ({swept} expired)")
+        if recovery.snapshot_items or recovery.journal_records:
+            self.notes.append(
+                f"restored {recovery.snapshot_items} items and {recovery.journal_records} journaled writes "
+                f"from {self.state_dir} in {recovery.seconds:.1f} s ({swept} expired)"
+            )
+        self._endpoint = AwsEndpoint(opts.region)
+        self._endpoint.start()
 
         self._load_functions(spec, template)
         client_key = self._client_key()
@@ -161,7 +197,7 @@ class LocalStack:
             _default_root_object(template),
             lambda: site_config(api_url, opts.region, list(config.routers)),
         )
-        gateway = Gateway(
+        gateway = self._gateway = Gateway(
             spec,
             self._functions,
             SigV4Verifier([credential], opts.region),
@@ -192,17 +228,12 @@ class LocalStack:
             )
             aws.add_listener(poller.on_aws_call)
             self._pollers.append(poller)
-        self._saver = StateSaver(
-            dynamodb, tables, self.state_dir / STATE_FILE, interval_s=opts.save_interval_s, on_error=self.warn
-        )
-        aws.add_listener(self._saver.on_aws_call)
 
         for server in self._servers:
             server.start()
         for poller in self._pollers:
             poller.start()
         self._sweeper.start()
-        self._saver.start()
 
         self.info = StackInfo(
             api_url=api_url,
@@ -235,10 +266,8 @@ class LocalStack:
         merged: dict[str, str] = {}
         for fn in spec.functions.values():
             for key, value in fn.environment.items():
-                if key in merged and merged[key] != value:
-                    self.warn(f"{fn.logical_id} sets {key}={value!r}, another function {merged[key]!r}: one process")
                 merged.setdefault(key, value)
-        os.environ.update(merged)
+        os.environ.update(merged)  # the stack's own calls (the client key) use the same names
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon locally
         if opts.seed is not None:
             os.environ["ROUTER_SEED"] = str(opts.seed)  # read by router_core.runtime
@@ -259,9 +288,6 @@ class LocalStack:
                 self.notes.append(f"{opts.upstream_key_env} is not set: upstream calls will fail")
         elif config_path is not None:
             os.environ["ROUTER_CONFIG_PATH"] = str(config_path)
-        if not opts.function_logs_to_console:
-            self._output = FunctionOutput(sys.stdout)
-            sys.stdout = self._output
 
     @staticmethod
     def _check_environment(spec: ApiSpec, resources: aws.Resources) -> None:
@@ -275,28 +301,55 @@ class LocalStack:
             if queue is not None and queue not in urls:
                 raise RuntimeError(f"{fn.logical_id}: SIGNAL_QUEUE_URL {queue} is not a queue moto created ({urls})")
 
+    def _function_environment(self, fn: FunctionSpec) -> dict[str, str]:
+        """What a function's process sees: its template variables, Lambda's, and the local AWS."""
+        assert self._endpoint is not None
+        env = {k: v for k, v in os.environ.items() if k in _INHERITED or k.startswith("AWS_")}
+        env.update({k: os.environ[k] for k in ("ROUTER_SEED", "ROUTER_CONFIG_PATH") if k in os.environ})
+        env.update({k: os.environ[k] for k in self._passed_env})
+        env.update(fn.environment)
+        env.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_ENDPOINT_URL_DYNAMODB": self._endpoint.url,
+                "AWS_ENDPOINT_URL_SQS": self._endpoint.url,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
     def _load_functions(self, spec: ApiSpec, template: StackTemplate) -> None:
-        # All functions share one interpreter: a module name found in two code directories
-        # resolves to whichever directory comes first on sys.path.
-        seen: dict[str, str] = {}
-        for fn_spec in spec.functions.values():
-            for entry in fn_spec.code_dir.iterdir():
-                name = entry.stem if entry.suffix == ".py" else entry.name if (entry / "__init__.py").exists() else ""
-                if not name or name == fn_spec.module:
-                    continue
-                if name in seen and seen[name] != fn_spec.logical_id:
-                    self.warn(f"module {name!r} exists for {seen[name]} and {fn_spec.logical_id}: one copy is used")
-                seen.setdefault(name, fn_spec.logical_id)
-        for logical_id, fn_spec in spec.functions.items():
-            function = LocalFunction(
+        functions = {
+            logical_id: LocalFunction(
                 fn_spec,
                 region=self.options.region,
                 account_id=template.account_id,
                 log_dir=self.log_dir,
-                output=self._output,
+                environment=self._function_environment(fn_spec),
+                concurrency=fn_spec.reserved_concurrency or self.options.concurrency,
+                logs_to_console=self.options.function_logs_to_console,
             )
-            function.load()
-            self._functions[logical_id] = function
+            for logical_id, fn_spec in spec.functions.items()
+        }
+        self._functions.update(functions)
+        errors: list[BaseException] = []
+
+        def cold_start(function: LocalFunction) -> None:
+            try:
+                function.load()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=cold_start, args=(f,)) for f in functions.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
 
     def _client_key(self) -> str:
         from router_core.keys import create_client_key, hash_key
@@ -369,15 +422,16 @@ class LocalStack:
         return {
             "invocations": {k: f.invocations for k, f in self._functions.items()},
             "errors": {k: f.errors for k, f in self._functions.items()},
+            "environments": {k: f.peak_environments for k, f in self._functions.items()},
             "sqs": [p.stats for p in self._pollers],
             "swept": self._sweeper.deleted if self._sweeper else 0,
-            "saves": self._saver.saves if self._saver else 0,
+            "compactions": self._durable.stats.compactions if self._durable else 0,
         }
 
     # -- stop
 
     def stop(self) -> None:
-        """Stop traffic, servers, pollers and the sweeper, then save the table one last time."""
+        """Stop gracefully: no new requests, in-flight ones finish, every write already durable."""
         if self._traffic is not None and self._traffic.poll() is None:
             self._traffic.send_signal(signal.SIGINT)  # the tool prints its summary when interrupted
             try:
@@ -387,22 +441,27 @@ class LocalStack:
                 self._traffic.wait(5.0)
         if self._traffic_log is not None:
             self._traffic_log.close()
+        if self._gateway is not None:
+            self._gateway.drain()
         for server in self._servers:
-            server.stop()
+            server.stop_accepting()
+        if self._gateway is not None and not self._gateway.wait_idle(self.options.drain_timeout_s):
+            self.warn(f"requests still running after {self.options.drain_timeout_s:g} s; stopping anyway")
         for poller in self._pollers:
             aws.remove_listener(poller.on_aws_call)
             poller.stop()
         if self._sweeper is not None:
             self._sweeper.stop()
-        if self._saver is not None:
-            aws.remove_listener(self._saver.on_aws_call)
-            self._saver.stop()
-            self.say(f"State saved to {self._saver.path}")
-        self._moto.stop()
         for function in self._functions.values():
             function.close()
-        if self._output is not None and sys.stdout is self._output:
-            sys.stdout = sys.__stdout__
+        if self._endpoint is not None:
+            self._endpoint.stop()
+        for server in self._servers:
+            server.stop()
+        if self._durable is not None:
+            self._durable.stop(compact_timeout_s=self.options.final_snapshot_timeout_s)
+            self.say(f"State saved in {self.state_dir} ({STATE_FILE} and journal/)")
+        self._moto.stop()
 
 
 def _unavailable(_request: HttpRequest) -> HttpResponse:
