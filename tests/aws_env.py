@@ -21,6 +21,7 @@ import boto3
 
 from tools.local_stack import aws as local_aws
 from tools.local_stack.apigw import HttpRequest, build_event
+from tools.local_stack.moto_items import patch_item_construction
 from tools.local_stack.moto_transactions import patch_transactions
 from tools.local_stack.routes import ApiSpec, read_api
 from tools.local_stack.runtime import LambdaContext
@@ -45,6 +46,7 @@ def lock_moto() -> None:
     """Serialise every in-process moto request, with item-level transaction rollback (idempotent)."""
     local_aws.patch_moto_lock()
     patch_transactions()
+    patch_item_construction()
 
 
 def fake_aws_environment() -> dict[str, str]:

@@ -69,7 +69,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=32,
         help="execution environments per function at most, like Lambda's concurrency (default 32)",
     )
+    parser.add_argument(
+        "--compact-every-mb",
+        type=float,
+        default=4.0,
+        help="fold the journal into the snapshot each time this many MB were journaled (default 4)",
+    )
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="do not fsync the journal before acknowledging a write (survives crashes, not power loss)",
+    )
     args = parser.parse_args(argv)
+    if not 0.01 <= args.compact_every_mb <= 1024:
+        parser.error("--compact-every-mb must be between 0.01 and 1024")
     if args.upstream_key_env and not args.upstream_url:
         parser.error("--upstream-key-env needs --upstream-url")
     try:
@@ -97,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         access_log=not args.quiet,
         seed=args.seed,
         concurrency=args.concurrency,
+        compact_every_mb=args.compact_every_mb,
+        fsync=not args.no_fsync,
     )
     stop, handler = make_stop_event()
     signal.signal(signal.SIGINT, handler)

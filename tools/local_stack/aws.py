@@ -130,10 +130,13 @@ class MotoSession:
         patch_moto_lock()
         from moto import mock_aws
 
+        from tools.local_stack.moto_items import patch_item_construction
         from tools.local_stack.moto_transactions import patch_transactions
 
         # Without it every TransactWriteItems deep-copies the table: feedback slows as turns pile up.
         patch_transactions()
+        # Without it building an item is quadratic in its attributes (every PutItem, every restart).
+        patch_item_construction()
 
         self._mock = mock_aws()
         self._mock.start()

@@ -21,6 +21,9 @@ signal may be delivered again; applying feedback is idempotent per turn).
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import gc
 import json
 import os
 import subprocess
@@ -28,8 +31,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,45 @@ def _sqs_backend(region: str) -> Any:
     return sqs_backends[ACCOUNT_ID][region]
 
 
+def _encode(value: Any) -> Any:
+    """A typed value as moto holds it made JSON-safe (binary → base64 text, as on the wire)."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    """The inverse of `_encode` for typed values: B and BS come back as bytes."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            if key == "B" and isinstance(inner, str):
+                out[key] = base64.b64decode(inner)
+            elif key == "BS" and isinstance(inner, list):
+                out[key] = [base64.b64decode(x) if isinstance(x, str) else x for x in inner]
+            else:
+                out[key] = _decode(inner)
+        return out
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def _decode_item(attrs: dict[str, Any]) -> dict[str, Any]:
+    """`_decode` for one item, skipping the attributes that cannot hold binary (most of them)."""
+    out = {}
+    for name, typed in attrs.items():
+        if len(typed) == 1 and next(iter(typed)) in ("S", "N", "BOOL", "NULL", "SS", "NS"):
+            out[name] = typed
+        else:
+            out[name] = _decode(typed)
+    return out
+
+
 def _table_items(table: Any) -> list[Any]:
     if table.range_key_attr:
         return [item for partition in table.items.values() for item in partition.values()]
@@ -76,7 +118,7 @@ def dump_state(tables: list[TableInfo], queues: list[QueueInfo], region: str) ->
     sqs = _sqs_backend(region)
     out_tables: dict[str, list[Any]] = {}
     for info in tables:
-        items = [item.to_json()["Attributes"] for item in _table_items(dynamodb.get_table(info.name))]
+        items = [_encode(item.to_json()["Attributes"]) for item in _table_items(dynamodb.get_table(info.name))]
         items.sort(key=lambda attrs: json.dumps([attrs.get(k) for k in info.key_attributes], sort_keys=True))
         out_tables[info.logical_id] = items
     out_queues: dict[str, list[Any]] = {}
@@ -125,8 +167,13 @@ def read_snapshot(path: Path) -> dict[str, Any] | None:
 def load_snapshot(document: dict[str, Any], tables: list[TableInfo], queues: list[QueueInfo], region: str) -> int:
     """Put a snapshot's items and messages into moto's (empty) backends; returns the item count.
 
+    Items go straight into moto's tables (`moto_items.restore_item`): they were validated when
+    first written, and moto's per-attribute checks would make a restart quadratic.
+
     Tables and queues the template no longer has are ignored.
     """
+    from tools.local_stack.moto_items import restore_item
+
     dynamodb = _dynamodb_backend(region)
     restored = 0
     by_table = {t.logical_id: t for t in tables}
@@ -136,7 +183,7 @@ def load_snapshot(document: dict[str, Any], tables: list[TableInfo], queues: lis
             continue
         table = dynamodb.get_table(info.name)
         for attrs in items:
-            table.put_item(attrs, overwrite=True)
+            restore_item(table, _decode_item(attrs))
         restored += len(items)
     by_queue = {q.logical_id: q for q in queues}
     sqs = _sqs_backend(region)
@@ -192,6 +239,25 @@ def replay_segments(directory: Path, numbers: list[int], region: str, queues: li
             apply_record(record, region, names)
             count += 1
     return count
+
+
+@contextlib.contextmanager
+def _bulk_allocation() -> Iterator[None]:
+    """No cyclic garbage collection while millions of long-lived objects are created, then
+    those objects are frozen out of every later collection.
+
+    Stored items hold no reference cycles (refcounting frees them when deleted); scanning them
+    again and again made a restart of 100,000 turns 3–4 times slower, and a full collection
+    while serving would stall every request for as long as the scan takes.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 # -- the hook every moto call passes through
@@ -253,7 +319,6 @@ class PersistenceStats:
     compactions: int = 0
     last_compaction_s: float | None = None
     compaction_failures: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 class DurableState:
@@ -293,12 +358,14 @@ class DurableState:
         """Load the snapshot and replay the journal after it (before anything serves)."""
         started = time.perf_counter()
         report = RecoveryReport()
-        document = read_snapshot(self.path)
-        if document is not None:
-            report.snapshot_items = load_snapshot(document, self._tables, self._queues, self._region)
-            self._through = int(document.get("through_segment", 0))
-        pending = [n for n in segment_numbers(self.journal_dir) if n > self._through]
-        report.journal_records = replay_segments(self.journal_dir, pending, self._region, self._queues)
+        with _bulk_allocation():
+            document = read_snapshot(self.path)
+            if document is not None:
+                report.snapshot_items = load_snapshot(document, self._tables, self._queues, self._region)
+                self._through = int(document.get("through_segment", 0))
+            del document
+            pending = [n for n in segment_numbers(self.journal_dir) if n > self._through]
+            report.journal_records = replay_segments(self.journal_dir, pending, self._region, self._queues)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -353,6 +420,7 @@ class DurableState:
             with aws.MOTO_LOCK:  # no record is half-written while the segment closes
                 closed = self._journal.rotate()
             started = time.perf_counter()
+            started_monotonic = time.monotonic()
             env = dict(os.environ)
             result = subprocess.run(
                 [sys.executable, "-m", "tools.local_stack.compact", str(self.state_dir), str(closed)],
@@ -370,11 +438,31 @@ class DurableState:
                 if number <= closed:
                     segment_path(self.journal_dir, number).unlink(missing_ok=True)
             self._through = closed
+            gc.collect()  # the young objects only: what earlier freezes hold is not scanned again
+            gc.freeze()
             elapsed = time.perf_counter() - started
             self.stats.compactions += 1
             self.stats.last_compaction_s = elapsed
-            self.stats.history.append({"at": time.time(), "seconds": elapsed})
+            self._log_compaction(started_monotonic, elapsed, result.stdout.strip())
             return True
+
+    def _log_compaction(self, started_monotonic: float, seconds: float, output: str) -> None:
+        """One JSON line per compaction in `<state dir>/logs/compactions.jsonl` (times and counts)."""
+        try:
+            counts = json.loads(output.splitlines()[-1]) if output else {}
+        except ValueError:
+            counts = {}
+        entry = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "started_monotonic": round(started_monotonic, 3),
+            "ended_monotonic": round(started_monotonic + seconds, 3),
+            "seconds": round(seconds, 3),
+            **counts,
+        }
+        log = self.state_dir / "logs" / "compactions.jsonl"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
 
     def stop(self, *, compact_timeout_s: float | None = None) -> None:
         """Stop journaling (every record is already on disk).
@@ -413,12 +501,14 @@ def compact_offline(state_dir: Path, through: int) -> dict[str, Any]:
     try:
         aws.create_from_definitions(tables, queues, session.client("dynamodb", region), session.client("sqs", region))
         path = state_dir / STATE_FILE
+        gc.disable()  # a one-shot process that allocates only long-lived objects
         document = read_snapshot(path)
         previous = 0
         items = 0
         if document is not None:
             items = load_snapshot(document, tables, queues, region)
             previous = int(document.get("through_segment", 0))
+        del document
         numbers = [n for n in segment_numbers(state_dir / JOURNAL_DIR) if previous < n <= through]
         records = replay_segments(state_dir / JOURNAL_DIR, numbers, region, queues)
         out = dump_state(tables, queues, region)

@@ -21,6 +21,7 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import pkgutil
 import sys
 import threading
 import time
@@ -50,11 +51,27 @@ PRELOAD = (
     "aws_lambda_powertools.logging",
     "aws_lambda_powertools.utilities.batch",
     "aws_lambda_powertools.utilities.validation",
+    "aws_lambda_powertools.event_handler.openapi.params",
 )
-"""Imported once by the fork server, shared copy-on-write by every environment."""
+"""Imported once by the fork server, shared copy-on-write by every environment (with every
+module of the functions' layers: see `preload_layers`)."""
 
 _context: Any = None
 _context_lock = threading.Lock()
+_layer_modules: list[str] = []
+
+
+def preload_layers(layer_dirs: list[Path]) -> None:
+    """Have the fork server import every module of these layers too (call before the first start).
+
+    Layer code is shared by every environment and imports no state of its own at import time,
+    so importing it once makes each cold start only run the function's own module.
+    """
+    for layer in layer_dirs:
+        for package in sorted(p for p in layer.iterdir() if (p / "__init__.py").is_file()):
+            _layer_modules.append(package.name)
+            for module in pkgutil.walk_packages([str(package)], prefix=f"{package.name}."):
+                _layer_modules.append(module.name)
 
 
 def _multiprocessing() -> Any:
@@ -63,7 +80,7 @@ def _multiprocessing() -> Any:
     with _context_lock:
         if _context is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(list(PRELOAD))
+            context.set_forkserver_preload([*PRELOAD, *_layer_modules])
             _context = context
         return _context
 
@@ -246,6 +263,7 @@ class LocalFunction:
         self.invocations = 0
         self.errors = 0
         self.cold_starts = 0
+        self.init_seconds: list[float] = []
         self.peak_environments = 0
 
     def _module_file(self) -> Path:
@@ -275,6 +293,7 @@ class LocalFunction:
         self._release(environment)
 
     def _start_environment(self) -> ExecutionEnvironment:
+        started = time.monotonic()
         context = _multiprocessing()
         parent, child = context.Pipe()
         process = context.Process(
@@ -299,6 +318,7 @@ class LocalFunction:
             error = ready["init_error"]
             raise RuntimeError(f"{self.spec.logical_id}: init failed: {error['type']}: {error['message']}")
         self.cold_starts += 1
+        self.init_seconds.append(time.monotonic() - started)
         return environment
 
     def _acquire(self) -> ExecutionEnvironment:

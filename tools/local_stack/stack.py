@@ -33,7 +33,7 @@ from tools.local_stack.gateway import Exchange, Gateway
 from tools.local_stack.pages import SitePages, site_config
 from tools.local_stack.persistence import STATE_FILE, DurableState
 from tools.local_stack.routes import ApiSpec, FunctionSpec, read_api
-from tools.local_stack.runtime import LocalFunction
+from tools.local_stack.runtime import LocalFunction, preload_layers
 from tools.local_stack.server import HOST, LocalHttpServer
 from tools.local_stack.sigv4 import Credential, SigV4Verifier
 from tools.local_stack.sqs_poller import SqsPoller
@@ -70,6 +70,8 @@ class StackOptions:
     fsync: bool = True
     """Journal records are fsynced before a write is acknowledged (False: survive a process
     crash, not a power loss)."""
+    compact_every_mb: float = 4.0
+    """The journal is folded into the snapshot each time this much was written."""
     final_snapshot_timeout_s: float = 10.0
     """A clean stop folds the journal into the snapshot unless that takes longer (then the next
     start replays the journal: nothing is lost either way)."""
@@ -173,7 +175,13 @@ class LocalStack:
         self._check_environment(spec, resources)
         tables = list(resources.tables.values())
         self._durable = DurableState(
-            self.state_dir, tables, list(resources.queues.values()), opts.region, fsync=opts.fsync, on_error=self.warn
+            self.state_dir,
+            tables,
+            list(resources.queues.values()),
+            opts.region,
+            fsync=opts.fsync,
+            segment_bytes=int(opts.compact_every_mb * 1024 * 1024),
+            on_error=self.warn,
         )
         recovery = self._durable.recover()
         self._durable.start()  # from here on every write is journaled
@@ -322,6 +330,7 @@ class LocalStack:
         return env
 
     def _load_functions(self, spec: ApiSpec, template: StackTemplate) -> None:
+        preload_layers(sorted({d for fn in spec.functions.values() for d in fn.layer_dirs}, key=str))
         functions = {
             logical_id: LocalFunction(
                 fn_spec,
@@ -423,6 +432,7 @@ class LocalStack:
             "invocations": {k: f.invocations for k, f in self._functions.items()},
             "errors": {k: f.errors for k, f in self._functions.items()},
             "environments": {k: f.peak_environments for k, f in self._functions.items()},
+            "cold_starts": {k: f.cold_starts for k, f in self._functions.items()},
             "sqs": [p.stats for p in self._pollers],
             "swept": self._sweeper.deleted if self._sweeper else 0,
             "compactions": self._durable.stats.compactions if self._durable else 0,
