@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup run test test-fast complexity lint typecheck validate checkov build deploy deploy-site create-key \
-        bench bench-learning bench-overhead bench-classifier bench-latency bench-cost bench-live clean
+        bench bench-learning bench-overhead bench-classifier bench-latency bench-local bench-cost bench-live clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -73,7 +73,7 @@ deploy-site: setup ## upload static_site/ to the stack's bucket and invalidate C
 create-key: setup ## create a client key on a deployed stack: make create-key STACK=name NAME=alice
 	$(BIN)/python -m tools.keys create --stack $(STACK) --name $(NAME)
 
-bench: bench-learning bench-overhead bench-classifier bench-latency bench-cost bench-live ## every benchmark (tables printed, JSON in benchmarks/results/)
+bench: bench-learning bench-overhead bench-classifier bench-latency bench-local bench-cost bench-live ## every benchmark (tables printed, JSON in benchmarks/results/)
 
 bench-learning: setup ## MMLU replay: APGR, CPT(50%), regret, drift recovery, swapped quality tiers
 	$(BIN)/python -m benchmarks.learning
@@ -86,6 +86,9 @@ bench-classifier: setup ## classifier accuracy per type, macro-F1, confusion on 
 
 bench-latency: setup ## router-added latency through the local API vs the upstream called directly
 	$(BIN)/python -m benchmarks.local_latency
+
+bench-local: setup ## the local stack as a server: 32 clients at 1 s model latency, 64 connections, hanging model, crash/restart cycles, 100,000-turn restart
+	$(BIN)/python -m benchmarks.local_load $(ARGS)
 
 bench-cost: setup ## DynamoDB round trips / capacity per request and AWS cost per 1M requests
 	$(BIN)/python -m benchmarks.aws_cost
