@@ -407,7 +407,18 @@ def check_consistency(document: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def phase_crash(workdir: Path, config: Path, cycles: list[str], threads: int, run_s: float) -> dict[str, Any]:
+def phase_crash(
+    workdir: Path,
+    config: Path,
+    cycles: list[str],
+    threads: int,
+    run_s: float,
+    *,
+    min_turns_per_cycle: int = 10,
+    max_wait_s: float = 60.0,
+) -> dict[str, Any]:
+    """Crash/restart cycles; each runs `run_s` and until `min_turns_per_cycle` new turns and a
+    new rating were acknowledged (at most `max_wait_s`), so a slow machine still crashes mid-work."""
     state_dir = workdir / "crash-state"
     ledger = Ledger()
     per_cycle: list[dict[str, Any]] = []
@@ -416,8 +427,14 @@ def phase_crash(workdir: Path, config: Path, cycles: list[str], threads: int, ru
         stack = Stack(workdir, state_dir, config, label=f"crash-{number}")
         stack.start()
         stop = threading.Event()
+        turns_before, rated_before = len(ledger.turns), len(ledger.rated)
         workers = crash_traffic(stack, ledger, threads, stop, seed=number)
+        started = time.monotonic()
         time.sleep(run_s)
+        while time.monotonic() - started < max_wait_s and (
+            len(ledger.turns) - turns_before < min_turns_per_cycle or len(ledger.rated) == rated_before
+        ):
+            time.sleep(0.1)
         signalled = time.monotonic()
         stack.signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGKILL)
         stack.process.wait(60.0)

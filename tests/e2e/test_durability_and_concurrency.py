@@ -40,7 +40,7 @@ def hanging_upstream() -> Iterator[_HangingUpstream]:
 def test_sigterm_and_sigkill_lose_no_acknowledged_turn_or_rating_and_never_tear_the_state(tmp_path: Path) -> None:
     config = write_config(tmp_path / "config.yaml", 30.0, None)
     result = phase_crash(tmp_path, config, ["SIGTERM", "SIGKILL", "SIGKILL"], threads=5, run_s=2.5)
-    assert result["turns_acknowledged"] > 20 and result["ratings_acknowledged"] > 5
+    assert result["turns_acknowledged"] >= 30 and result["ratings_acknowledged"] >= 3  # crashed mid-work
     assert result["lost_turns"] == 0
     assert result["lost_ratings"] == 0
     assert result["inconsistent_states"] == 0

@@ -156,3 +156,19 @@ def test_path_parameters_and_greedy_paths_match_like_api_gateway() -> None:
     assert items.match("GET", "/v1/items/42/more") is None
     assert proxy.match("DELETE", "/files/a/b/c.txt") == {"proxy": "a/b/c.txt"}
     assert items.match("POST", "/v1/items/42") is None
+
+
+def test_reserved_concurrency_limits_a_function_and_is_absent_by_default(tmp_path: Path) -> None:
+    assert all(
+        fn.reserved_concurrency is None
+        for fn in read_api(StackTemplate.load(ROOT / "template.yaml", region="us-east-1"), []).functions.values()
+    )
+    text = (ROOT / "template.yaml").read_text()
+    marker = "      Timeout: 29\n"
+    assert marker in text
+    custom = tmp_path / "template.yaml"
+    custom.write_text(text.replace(marker, marker + "      ReservedConcurrentExecutions: 3\n", 1))
+    for directory in ("functions", "layers", "static_site"):
+        (tmp_path / directory).symlink_to(ROOT / directory)
+    spec = read_api(StackTemplate.load(custom, region="us-east-1"), [])
+    assert spec.functions["ChatFunction"].reserved_concurrency == 3

@@ -99,9 +99,11 @@ class Gateway:
         fallback: Callable[[HttpRequest], HttpResponse | None] | None = None,
         on_exchange: Callable[[Exchange], None] | None = None,
         on_error: Callable[[str], None] = lambda _message: None,
+        before_response: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
+        self._before_response = before_response
         self._functions = functions
         self._verifier = verifier
         self._account_id = account_id
@@ -137,7 +139,10 @@ class Gateway:
         with self._idle:
             self._in_flight += 1
         try:
-            return self._handle(request)
+            response = self._handle(request)
+            if self._before_response is not None:
+                self._before_response()  # e.g. the journal on disk: nothing is acknowledged before
+            return response
         finally:
             with self._idle:
                 self._in_flight -= 1

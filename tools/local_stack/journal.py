@@ -133,7 +133,7 @@ class Journal:
 
     def wait_durable(self, sequence: int) -> None:
         """Return once record `sequence` is on disk (group commit: one fsync serves many writers)."""
-        if not self._fsync:
+        if not self._fsync or sequence <= 0:
             return
         with self._synced:
             while self._durable < sequence:
@@ -155,6 +155,12 @@ class Journal:
                 self._durable = max(self._durable, target)
                 self.syncs += 1
                 self._synced.notify_all()
+
+    def wait_all_durable(self) -> None:
+        """Return once every record appended so far is on disk."""
+        with self._lock:
+            sequence = self._appended
+        self.wait_durable(sequence)
 
     def close(self) -> None:
         with self._lock:

@@ -264,10 +264,17 @@ def _bulk_allocation() -> Iterator[None]:
 
 
 class Recorder:
-    """Journals each state change under the moto lock (see `aws.set_recorder`)."""
+    """Journals each state change under the moto lock (see `aws.set_recorder`).
 
-    def __init__(self, journal: Journal, queues: list[QueueInfo], region: str) -> None:
+    `sync_each_write`: each call returns only once its record is on disk. Without it, records
+    are written at once and made durable by `DurableState.barrier`, which the API calls before
+    it answers a client: one fsync per acknowledged response instead of one per write, and the
+    same promise (a response is only sent once everything it could depend on is on disk).
+    """
+
+    def __init__(self, journal: Journal, queues: list[QueueInfo], region: str, *, sync_each_write: bool) -> None:
         self.journal = journal
+        self._sync_each_write = sync_each_write
         self._queue_names = [q.name for q in queues]
         self._region = region
 
@@ -304,7 +311,8 @@ class Recorder:
         return out
 
     def wait_durable(self, sequence: int) -> None:
-        self.journal.wait_durable(sequence)
+        if self._sync_each_write:
+            self.journal.wait_durable(sequence)
 
 
 @dataclass
@@ -379,7 +387,7 @@ class DurableState:
         self._journal = Journal(
             self.journal_dir, first_segment=first, segment_bytes=self._segment_bytes, fsync=self._fsync
         )
-        self._recorder = Recorder(self._journal, self._queues, self._region)
+        self._recorder = Recorder(self._journal, self._queues, self._region, sync_each_write=False)
         aws.set_recorder(self._recorder)
         self._thread = threading.Thread(target=self._run, name="compaction", daemon=True)
         self._thread.start()
@@ -397,6 +405,15 @@ class DurableState:
     @property
     def journal(self) -> Journal | None:
         return self._journal
+
+    def barrier(self) -> None:
+        """Return once every change made so far is on disk (called before each API response).
+
+        Records are appended in the order moto applied them, so anything a response could have
+        read or caused is at or before the last record appended now.
+        """
+        if self._journal is not None:
+            self._journal.wait_all_durable()
 
     def _run(self) -> None:
         while not self._stop.wait(self._check_interval_s):

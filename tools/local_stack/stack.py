@@ -213,6 +213,7 @@ class LocalStack:
             fallback=pages.respond if opts.same_origin else None,
             on_exchange=self._access_log if opts.access_log else None,
             on_error=self.warn,
+            before_response=self._durable.barrier,
         )
         api_server.app = gateway.handle
         if site_server is not None:
