@@ -232,3 +232,14 @@ def test_a_record_torn_by_a_crash_loses_only_that_unacknowledged_write(tmp_path:
     second.durable.recover()
     keys = sorted(item["sk"]["S"] for item in second.state()["tables"]["RouterTable"])
     assert keys == [f"{n:06d}" for n in range(4)]
+
+
+def test_a_snapshot_saved_by_the_previous_format_is_still_restored(tmp_path: Path, worlds: list[World]) -> None:
+    items = [{**_key(n), "blob": {"B": "AAE="}, "n": {"N": str(n)}} for n in range(3)]  # binary as base64
+    (tmp_path / STATE_FILE).write_text(json.dumps({"version": 1, "tables": {"RouterTable": items}}))
+    world = World(tmp_path)
+    worlds.append(world)
+    report = world.durable.recover()
+    assert report.snapshot_items == 3
+    got = world.dynamodb.get_item(TableName=TABLE.name, Key=_key(1))["Item"]
+    assert got["blob"] == {"B": b"\x00\x01"} and got["n"] == {"N": "1"}

@@ -47,6 +47,8 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 SEGMENT_BYTES = 4 * 1024 * 1024
 """A segment this large is closed and compacted (about 4,000 chats' worth of writes)."""
+COMPACTION_RETRY_S = 60.0
+"""After a failed compaction the next try waits this long (nothing is lost meanwhile)."""
 ACCOUNT_ID = "123456789012"
 DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 SQS_READ_ONLY = frozenset({"GetQueueUrl", "GetQueueAttributes", "ListQueues", "ListQueueTags"})
@@ -416,13 +418,16 @@ class DurableState:
             self._journal.wait_all_durable()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._check_interval_s):
+        wait_s = self._check_interval_s
+        while not self._stop.wait(wait_s):
+            wait_s = self._check_interval_s
             try:
                 if self._journal is not None and self._journal.needs_rotation():
                     self.compact()
-            except Exception as exc:  # the next check tries again; the journal keeps everything
+            except Exception as exc:  # retried later; meanwhile the journal keeps everything
                 self.stats.compaction_failures += 1
-                self._on_error(f"compaction failed: {type(exc).__name__}: {exc}")
+                wait_s = COMPACTION_RETRY_S
+                self._on_error(f"compaction failed (retried in {COMPACTION_RETRY_S:g} s): {type(exc).__name__}: {exc}")
 
     def compact(self, timeout_s: float | None = None) -> bool:
         """Close the open segment and fold every closed segment into a new snapshot (another process).
