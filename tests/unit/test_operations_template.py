@@ -46,7 +46,8 @@ def math_inputs(props: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, st
     for m in props["Metrics"]:
         if "MetricStat" in m:
             metric = m["MetricStat"]["Metric"]
-            out[m["Id"]] = (metric["Namespace"], metric["MetricName"], {d["Name"]: d["Value"] for d in metric["Dimensions"]})
+            dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+            out[m["Id"]] = (metric["Namespace"], metric["MetricName"], dims)
     return out
 
 
@@ -170,9 +171,8 @@ def test_the_dashboard_shows_routed_requests_cost_savings_fallbacks_latency_and_
     assert names("Model cost and savings (USD per 5 min)") == {"CostUSD", "SavingsUSD"}
     assert names("Fallbacks") == {"Fallbacks", "RoutedTurns"}
     assert names("Latency (ms)") == {"Latency", "Duration"}
-    assert {"5xx", "Errors", "ReadThrottleEvents", "WriteThrottleEvents", "ApproximateNumberOfMessagesVisible"} <= names(
-        "Errors and throttles"
-    )
+    watched = {"5xx", "Errors", "ReadThrottleEvents", "WriteThrottleEvents", "ApproximateNumberOfMessagesVisible"}
+    assert watched <= names("Errors and throttles")
     assert sorted(widgets["Alarms"]["properties"]["alarms"]) == sorted(
         t.get_att(name, "Arn") for name in t.of_type("AWS::CloudWatch::Alarm")
     )
