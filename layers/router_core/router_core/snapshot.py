@@ -1,7 +1,19 @@
-"""The state snapshot served by GET /v1/state: two DynamoDB round trips for every router."""
+"""The state snapshot served by GET /v1/state: three DynamoDB Queries for every router (cells,
+activity, history), and at most one PutItem per HISTORY_STEP_S across every caller.
+
+History: the dashboard's "over time" chart reads points the server keeps, so it survives
+reconnects, restarts and other tabs. Each point is what a snapshot already computed (per
+request type, the pick share of its costliest model; the savings ratio; turns routed), written
+by the state route itself when the newest point is older than HISTORY_STEP_S (a conditional
+PutItem: concurrent pollers write it once). Points exist for the times someone watched; between
+them the chart draws a straight line. A poll passes `history_since` (its newest point) and reads
+only newer points: one half read unit when there are none.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 import time
 from datetime import UTC, datetime
@@ -13,20 +25,32 @@ from router_core.forgetting import half_life_seconds
 from router_core.policy import build_arms, cell_prior, decision_shares
 from router_core.store import NANO, ActivityEvent, CellCounters, RouterStore, aggregate_cells
 
+logger = logging.getLogger(__name__)
+
 ACTIVITY_LIMIT = 50
+HISTORY_STEP_S = 10
+"""At most one history point per this many seconds."""
+HISTORY_LIMIT = 360
+"""Points returned at most (an hour at one point every HISTORY_STEP_S)."""
+HISTORY_TTL_S = 24 * 3600
+"""History points expire (DynamoDB TTL) after a day."""
 TYPICAL_PROMPT_TOKENS = 500
 """Prompt size used for pick shares until the router has seen its own traffic."""
 SHARE_DRAWS = 2000
 
 
-def build_snapshot(store: RouterStore, config: GatewayConfig, router_filter: str | None = None) -> dict[str, Any]:
-    """Every router's cells (α, β, mean, 95% interval, pick share, counts), spend and activity;
-    only `router_filter`'s when given (NotFound when no router has that name)."""
+def build_snapshot(
+    store: RouterStore, config: GatewayConfig, router_filter: str | None = None, history_since: int | None = None
+) -> dict[str, Any]:
+    """Every router's cells (α, β, mean, 95% interval, pick share, counts), spend, activity and
+    history (points after `history_since` when given); only `router_filter`'s when given
+    (NotFound when no router has that name)."""
     if router_filter and router_filter not in config.routers:
         raise NotFound(f"no router named {router_filter!r}", param="router", code="router_not_found")
     now = store.clock()
     raw_cells = store.query_cells()
     events = store.query_activity(ACTIVITY_LIMIT * max(1, len(config.routers)))
+    points = store.query_history(since=history_since, limit=HISTORY_LIMIT)
     routers = []
     for name, router in config.routers.items():
         if router_filter and name != router_filter:
@@ -41,7 +65,54 @@ def build_snapshot(store: RouterStore, config: GatewayConfig, router_filter: str
             if c.router == name
         }
         routers.append(_router_snapshot(config, name, cells, [e for e in events if e.router == name], now))
-    return {"generated_at": _iso(time.time()), "routers": routers}
+    if router_filter is None:
+        points += _record_history_point(store, routers, points, history_since, now)
+    for snapshot in routers:
+        snapshot["history"] = _router_history(snapshot["router"], points)
+    return {"generated_at": _iso(time.time()), "history_step_s": HISTORY_STEP_S, "routers": routers}
+
+
+def history_point(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """One router's point: per type the pick share of its costliest model (largest expected
+    cost per request), the savings ratio (None before any turn), the turns routed."""
+    shares: dict[str, float] = {}
+    costliest: dict[str, float] = {}
+    for cell in snapshot["cells"]:
+        t = cell["request_type"]
+        if t not in costliest or cell["expected_cost_usd"] > costliest[t]:
+            costliest[t] = cell["expected_cost_usd"]
+            shares[t] = cell["pick_share"]
+    turns = snapshot["counts"]["turns"]
+    return {"shares": shares, "savings_ratio": snapshot["spend"]["savings_ratio"] if turns else None, "turns": turns}
+
+
+def _record_history_point(
+    store: RouterStore, routers: list[dict[str, Any]], points: list[tuple[int, str]], since: int | None, now: float
+) -> list[tuple[int, str]]:
+    """The point of this step when it is due and this call wrote it (else nothing); best effort."""
+    at = int(now // HISTORY_STEP_S) * HISTORY_STEP_S
+    newest = points[-1][0] if points else since
+    if newest is not None and newest >= at:
+        return []
+    body = json.dumps({s["router"]: history_point(s) for s in routers}, separators=(",", ":"))
+    try:
+        written = store.put_history_point(at, body, HISTORY_TTL_S)
+    except Exception:  # the snapshot is still right without its history point
+        logger.warning("history point not recorded", exc_info=True)
+        return []
+    return [(at, body)] if written else []
+
+
+def _router_history(name: str, points: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    out = []
+    for at, body in points:
+        try:
+            point = json.loads(body).get(name)
+        except ValueError:
+            continue
+        if point:
+            out.append({"t": at, **point})
+    return out
 
 
 def _router_snapshot(
