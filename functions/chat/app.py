@@ -35,18 +35,18 @@ def chat(
     x_router_session_id: Annotated[str | None, Header()] = None,
 ) -> Response[dict[str, Any] | str]:
     turn = runtime.turn_router().route_turn(request, bearer_token(authorization), x_router_session_id)
+    # Dollars rounded to nano-dollars (what the table stores): no float noise in every log line.
     # One dimension (service) for every metric: the stack's alarms and CloudWatch dashboard read
     # them without knowing the routers' names, and each metric is billed once, not per router.
     if turn.router:
         metrics.add_metric(name="RoutedTurns", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="SavingsUSD", unit=MetricUnit.NoUnit, value=turn.baseline_usd - turn.cost_usd)
+        metrics.add_metric(name="SavingsUSD", unit=MetricUnit.NoUnit, value=round(turn.baseline_usd - turn.cost_usd, 9))
     else:
         metrics.add_metric(name="DirectTurns", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=turn.cost_usd)
+    metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=round(turn.cost_usd, 9))
     if turn.fallback:
         metrics.add_metric(name="Fallbacks", unit=MetricUnit.Count, value=1)
     # The decision rides on the metrics line: one log record per request (ingestion is billed per GB).
-    metrics.add_metadata(key="router", value=turn.router or "direct")
     metrics.add_metadata(key="decision", value=turn.decision_log or {"fallback": turn.fallback, "model": turn.model})
     if request.stream:
         return Response(200, "text/event-stream", sse_body(turn), headers=router_headers(turn))

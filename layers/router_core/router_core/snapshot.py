@@ -12,6 +12,7 @@ only newer points: one half read unit when there are none.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -37,6 +38,10 @@ HISTORY_TTL_S = 24 * 3600
 TYPICAL_PROMPT_TOKENS = 500
 """Prompt size used for pick shares until the router has seen its own traffic."""
 SHARE_DRAWS = 2000
+CELL_ROWS_REUSE_S = 60
+"""A warm container reuses a router's cell rows (the costly part: pick shares by sampling) while
+its cell items are unchanged, for at most this long (decay moves posteriors slowly)."""
+_cell_rows_cache: dict[str, tuple[str, list[dict[str, Any]]]] = {}
 
 
 def build_snapshot(
@@ -55,16 +60,18 @@ def build_snapshot(
     for name, router in config.routers.items():
         if router_filter and name != router_filter:
             continue
+        items = [i for i in raw_cells if str(i["sk"]).startswith(name + "#")]
         cells = {
             (c.request_type, c.model): c
-            for c in aggregate_cells(
-                [i for i in raw_cells if str(i["sk"]).startswith(name + "#")],
-                now=now,
-                half_life_s=half_life_seconds(router),
-            )
+            for c in aggregate_cells(items, now=now, half_life_s=half_life_seconds(router))
             if c.router == name
         }
-        routers.append(_router_snapshot(config, name, cells, [e for e in events if e.router == name], now))
+        reuse_key = _reuse_key(config, name, items, now)
+        cached = _cell_rows_cache.get(name)
+        rows = cached[1] if cached and cached[0] == reuse_key else None
+        snapshot = _router_snapshot(config, name, cells, [e for e in events if e.router == name], now, rows)
+        _cell_rows_cache[name] = (reuse_key, snapshot["cells"])
+        routers.append(snapshot)
     if router_filter is None:
         points += _record_history_point(store, routers, points, history_since, now)
     for snapshot in routers:
@@ -115,12 +122,19 @@ def _router_history(name: str, points: list[tuple[int, str]]) -> list[dict[str, 
     return out
 
 
+def _reuse_key(config: GatewayConfig, name: str, items: list[dict[str, Any]], now: float) -> str:
+    digest = hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode())
+    digest.update(f"{id(config)}#{name}#{int(now // CELL_ROWS_REUSE_S)}".encode())
+    return digest.hexdigest()
+
+
 def _router_snapshot(
     config: GatewayConfig,
     name: str,
     cells: dict[tuple[str, str], CellCounters],
     events: list[ActivityEvent],
     now: float,
+    cell_rows: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     router = config.routers[name]
     picks = sum(c.picks for c in cells.values())
@@ -128,7 +142,7 @@ def _router_snapshot(
     typical_prompt = int(in_tokens / picks) if picks else TYPICAL_PROMPT_TOKENS
     # Deterministic shares for a given state, so polling does not flicker.
     rng = random.Random(picks * 7919 + sum(c.feedback for c in cells.values()))
-    out_cells = [
+    out_cells = cell_rows or [
         row
         for request_type in router.request_types
         for row in _type_cells(config, router, request_type, cells, typical_prompt, rng)
