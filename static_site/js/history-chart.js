@@ -121,6 +121,8 @@ export class HistoryChart {
     const opts = {
       width: Math.max(280, this.container.clientWidth),
       height: HEIGHT,
+      // Room on the right for the last tick's label, centred on the plot's edge.
+      padding: [12, 32, 0, 0],
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true, range: timeWindow }, y: { range: [0, 1] } },
       axes: [
@@ -151,8 +153,9 @@ export class HistoryChart {
     const axis = u.axes[0];
     const splits = axis._splits || [];
     const values = axis._values || [];
-    const ticks = splits.map((split, i) => ({ text: String(values[i] ?? ""), x: u.valToPos(split, "x") })).filter((t) => t.text);
-    this.container.dataset.xTicks = JSON.stringify({ font: axis.font?.[0] ?? "12px sans-serif", ticks });
+    const left = u.over.offsetLeft;
+    const ticks = splits.map((split, i) => ({ text: String(values[i] ?? ""), x: left + u.valToPos(split, "x") })).filter((t) => t.text);
+    this.container.dataset.xTicks = JSON.stringify({ font: axis.font?.[0] ?? "12px sans-serif", width: u.width, ticks });
   }
 
   fit() {

@@ -108,6 +108,8 @@ def test_x_labels_never_overlap_and_the_legend_shows_values(
             [drawn["font"], [t["text"] for t in ticks]],
         )
         labelled = list(zip(ticks, widths, strict=True))
+        for tick, w in labelled:  # inside the chart: no label clipped at an edge
+            assert tick["x"] - w / 2 >= 0 and tick["x"] + w / 2 <= drawn["width"], (width, tick, w, drawn["width"])
         for (a, wa), (b, wb) in itertools.pairwise(labelled):
             gap = b["x"] - a["x"] - (wa + wb) / 2
             assert gap >= 8, (width, a, b, gap)
