@@ -87,7 +87,7 @@ bench-classifier: setup ## classifier accuracy per type, macro-F1, confusion on 
 bench-latency: setup ## router-added latency through the local API vs the upstream called directly
 	$(BIN)/python -m benchmarks.local_latency
 
-bench-cost: setup ## DynamoDB round trips / capacity per request and AWS cost per 1M requests
+bench-cost: setup ## measured DynamoDB units, log bytes and time per request, signal and poll; AWS cost per 1M requests and per dashboard tab-day
 	$(BIN)/python -m benchmarks.aws_cost
 
 bench-live: setup ## local stack + tools.traffic, 10 seeds × 2 shapes: pick shares, savings, quality, regret vs the oracle
