@@ -90,7 +90,7 @@ bench-latency: setup ## router-added latency through the local API vs the upstre
 bench-local: setup ## the local stack as a server: 32 clients at 1 s model latency, 64 connections, hanging model, crash/restart cycles, 100,000-turn restart
 	$(BIN)/python -m benchmarks.local_load $(ARGS)
 
-bench-cost: setup ## DynamoDB round trips / capacity per request and AWS cost per 1M requests
+bench-cost: setup ## measured DynamoDB units, log bytes and time per request, signal and poll; AWS cost per 1M requests and per dashboard tab-day
 	$(BIN)/python -m benchmarks.aws_cost
 
 bench-live: setup ## local stack + tools.traffic, 10 seeds × 2 shapes: pick shares, savings, quality, regret vs the oracle

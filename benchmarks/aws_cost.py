@@ -1,22 +1,32 @@
 """DynamoDB round trips and capacity per request, and the AWS bill per 1M routed requests.
 
-Runs the real chat and feedback handlers in-process on moto (tables from template.yaml), counts
-every DynamoDB call the store makes, sizes every item it reads or writes with DynamoDB's own
-rounding rules (reads: 4 KB units, half for eventually consistent; writes: 1 KB units; doubled
-in transactions), and prices a month of traffic at on-demand list prices (us-east-1), as a
-function of the model's latency, for the memory and architecture set in template.yaml.
+Runs the real chat, feedback and state handlers in-process on moto (tables from template.yaml):
+conversations of several turns (each follow-up read as implicit feedback on the previous turn),
+every queued signal through the SQS consumer in batches, and the state route as an open
+dashboard polls it. It counts every DynamoDB call, sizes every item read or written with
+DynamoDB's rounding rules (reads: 4 KB units, half for eventually consistent; writes: 1 KB
+units; doubled in transactions), counts the bytes each handler writes to stdout (what CloudWatch
+Logs ingests), and prices the result at on-demand list prices (us-east-1) for the memory,
+architecture, log levels and batch size set in template.yaml, as a function of the model's
+latency. The signals per request are measured too: with neutral follow-ups read as weak
+feedback, every follow-up on a gated turn is one signal. One open dashboard tab is priced
+separately, per day. Every setting is recorded in the JSON.
 
-    .venv/bin/python -m benchmarks.aws_cost [--requests 300] [--out benchmarks/results/aws_cost.json]
+    .venv/bin/python -m benchmarks.aws_cost [--sessions 150] [--turns-per-session 2]
+        [--out benchmarks/results/aws_cost.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import logging
 import math
 import os
+import random
 import statistics
-import tempfile
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,15 +38,24 @@ PRICE_LAMBDA_GB_S = {"arm64": 0.0000133334, "x86_64": 0.0000166667}
 PRICE_DDB_WRU_PER_M = 0.625
 PRICE_DDB_RRU_PER_M = 0.125
 PRICE_SQS_PER_M = 0.40
-PRICE_LOGS_PER_GB = 0.50  # CloudWatch Logs ingestion
-LOG_BYTES_PER_REQUEST = 900
-"""One JSON metrics line carrying the decision (template: SystemLogLevel WARN drops START/END/REPORT)."""
-SIGNAL_SHARE = 0.2
-"""Default share of turns whose follow-up carries an implicit signal (one SQS message and one
-feedback transaction each); most follow-ups carry no praise or complaint. --signal-share sets it."""
+PRICE_LOGS_PER_GB = 0.50  # CloudWatch Logs ingestion (standard class)
+LOG_EVENT_OVERHEAD_BYTES = 26
+"""Counted per log event on top of its text, as CloudWatch Logs sizes events."""
 SQS_REQUESTS_PER_SIGNAL = 1.2
 """SendMessage, plus the event source mapping's batched receive and delete (batch of 10)."""
 MODEL_LATENCIES_S = (0.0, 0.5, 1.0, 2.0, 5.0)
+SIGNAL_SHARES = (0.0, 0.2, 0.5, 0.8)
+"""Signals per request priced at 1 s: 0 for single-request traffic (no follow-ups), 0.5 for the
+demo's gated opening plus one follow-up, 0.8 for five-request conversations."""
+TARGET_USD_PER_MILLION = 5.0
+DASHBOARD_POLLING = (
+    ("every 0.5 s, state changing", 0.5, True),
+    ("every 1 s, state changing", 1.0, True),
+    ("every 16 s, idle", 16.0, False),
+)
+"""A fixed 500 ms poll; the page's fastest default (1 s, while the state changes); its slowest
+(16 s, nothing changes)."""
+HISTORY_STEP_S = 10
 
 
 def item_size(item: dict[str, Any]) -> int:
@@ -119,33 +138,92 @@ class CapacityMeter:
             self.wru += write_units(sizes, transactional=True)
 
 
-def measure(requests: int) -> dict[str, Any]:
-    """Chats and feedbacks through the real handlers on moto; per-request DynamoDB figures."""
+class StdoutBytes:
+    """Bytes and lines a handler writes to stdout (print and every logging stream on stdout),
+    which Lambda sends to CloudWatch Logs."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.lines = 0
+        self.sample = ""
+
+    def run(self, call: Any) -> Any:
+        buffer = io.StringIO()
+        targets = {id(sys.stdout), id(sys.__stdout__)}
+        loggers = [
+            logging.getLogger(),
+            *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+        ]
+        swapped = [
+            (h, h.stream)
+            for lg in loggers
+            for h in lg.handlers
+            if isinstance(h, logging.StreamHandler) and id(h.stream) in targets
+        ]
+        saved = sys.stdout
+        for handler, _ in swapped:
+            handler.stream = buffer
+        sys.stdout = buffer
+        try:
+            return call()
+        finally:
+            sys.stdout = saved
+            for handler, stream in swapped:
+                handler.stream = stream
+            lines = [line for line in buffer.getvalue().splitlines() if line.strip()]
+            self.bytes += sum(len(line.encode()) for line in lines)
+            self.lines += len(lines)
+            if lines and not self.sample:
+                self.sample = lines[-1]
+
+
+def access_log_bytes(route_key: str, status: int, latency_ms: int) -> int:
+    """One API Gateway access log line, rendered from the template's format with typical values."""
+    from tests.aws_env import stack_template
+
+    t = stack_template()
+    (stage,) = t.of_type("AWS::ApiGatewayV2::Stage")
+    fmt = t.properties(stage)["AccessLogSettings"]["Format"]
+    values = {
+        "$context.requestId": "JTc3_gFoIAMEVJg=",
+        "$context.routeKey": route_key,
+        "$context.status": str(status),
+        "$context.integrationLatency": str(latency_ms),
+        "$context.identity.sourceIp": "203.0.113.17",
+    }
+    for name, value in values.items():
+        fmt = fmt.replace(name, value)
+    return len(fmt.encode())
+
+
+def measure(sessions: int, turns_per_session: int) -> dict[str, Any]:
+    """Sessions of `turns_per_session` chat requests through the real handlers on moto (each
+    follow-up in the same session, so the router reads it as feedback on the previous turn),
+    then every queued signal through the feedback handler in SQS batches of 10, then the state
+    route as an open dashboard polls it. Per request: DynamoDB calls and units, handler time,
+    stdout bytes; per signal and per state call the same."""
+    import boto3
     from moto import mock_aws
 
     from tests.aws_env import (
+        REGION,
         create_resources,
         fake_aws_environment,
         http_event,
         lambda_context,
         load_handler,
         lock_moto,
+        sqs_event,
     )
+    from tools.corpus import PROMPTS, follow_up, opening_messages
 
     os.environ.update(fake_aws_environment())
     os.environ.pop("AWS_PROFILE", None)
-    # The shipped config, with the per-key feedback rate lifted so every feedback is applied.
-    from importlib import resources
-
-    import yaml
-
-    raw = yaml.safe_load(resources.files("router_core").joinpath("routers.yaml").read_text(encoding="utf-8"))
-    for router in raw["routers"].values():
-        router["feedback_per_minute_per_key"] = 1_000_000
-    config_path = Path(tempfile.mkdtemp()) / "routers.yaml"
-    config_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    os.environ["ROUTER_CONFIG_PATH"] = str(config_path)
+    os.environ.pop("ROUTER_CONFIG_PATH", None)
     lock_moto()
+    rng = random.Random(7)
+    kinds = ("satisfaction", "neutral", "negative")
+    types = sorted(PROMPTS)
     with mock_aws():
         res = create_resources()
         os.environ["TABLE_NAME"] = res.table_name
@@ -154,180 +232,362 @@ def measure(requests: int) -> dict[str, Any]:
         from router_core.keys import create_client_key
 
         runtime.reset()
-        chat, feedback = load_handler("chat"), load_handler("feedback")
+        chat, feedback, state = load_handler("chat"), load_handler("feedback"), load_handler("state")
         key = create_client_key(runtime.store(), "bench")
         meter = CapacityMeter(store._client())
         runtime.store().client = meter
+        auth = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+        chat_out, fb_out, state_out = StdoutBytes(), StdoutBytes(), StdoutBytes()
+
+        def send(messages: list[dict[str, Any]], session: str | None) -> dict[str, Any]:
+            headers = {**auth, **({"x-router-session-id": session} if session else {})}
+            body = json.dumps({"model": "smart-cheap-router", "messages": messages})
+            event = http_event("POST", "/v1/chat/completions", body=body, headers=headers)
+            result: dict[str, Any] = chat.lambda_handler(event, lambda_context("chat"))
+            assert result["statusCode"] == 200, result
+            return result
+
         try:
-            auth = {"authorization": f"Bearer {key}", "content-type": "application/json"}
             # Warm the key cache and the code paths, as a warm Lambda would be.
-            body = {
-                "model": "smart-cheap-router",
-                "messages": [{"role": "user", "content": "Write a Python function to add."}],
-            }
-            chat.lambda_handler(
-                http_event("POST", "/v1/chat/completions", body=json.dumps(body), headers=auth), lambda_context("chat")
-            )
-            chat_stats: list[dict[str, float]] = []
+            StdoutBytes().run(lambda: send([{"role": "user", "content": "Write a Python function to add."}], None))
+            rows: list[dict[str, float]] = []
             handler_ms: list[float] = []
-            turn_ids: list[str] = []
-            for i in range(requests):
-                convo = [
-                    {"role": "user", "content": f"Write a Python function that computes checksum number {i}."},
-                    {"role": "assistant", "content": "Here is a draft."},
-                    {"role": "user", "content": "Add docstrings."},
-                    {"role": "assistant", "content": "Done."},
-                    {"role": "user", "content": f"Write a Python function that computes checksum number {i}."},
-                ]
-                before = (meter.rru, meter.wru, sum(meter.calls.values()))
-                runtime.store().stats.calls.clear()
-                t0 = time.perf_counter()
-                out = chat.lambda_handler(
-                    http_event(
-                        "POST",
-                        "/v1/chat/completions",
-                        body=json.dumps({"model": "smart-cheap-router", "messages": convo}),
-                        headers=auth,
-                    ),
-                    lambda_context("chat"),
+            sent_before = 0
+            for i in range(sessions):
+                request_type = types[i % len(types)]
+                conversation = opening_messages(rng.choice(PROMPTS[request_type]), rng)
+                session = None
+                for turn in range(turns_per_session):
+                    if turn:
+                        conversation.append(
+                            {"role": "user", "content": follow_up(kinds[(i + turn) % 3], request_type, rng)}
+                        )
+                    before = (meter.rru, meter.wru)
+                    runtime.store().stats.calls.clear()
+                    t0 = time.perf_counter()
+                    out = chat_out.run(lambda c=list(conversation), s=session: send(c, s))
+                    handler_ms.append((time.perf_counter() - t0) * 1000)
+                    calls = runtime.store().stats.calls
+                    sent = calls.get("SQS.SendMessage", 0)
+                    rows.append(
+                        {
+                            "round_trips": sum(v for k, v in calls.items() if not k.startswith("SQS")),
+                            "rru": meter.rru - before[0],
+                            "wru": meter.wru - before[1],
+                            "signals": sent,
+                        }
+                    )
+                    sent_before += sent
+                    session = out["headers"]["x-router-session-id"]
+                    answer = json.loads(out["body"])["choices"][0]["message"]["content"]
+                    conversation.append({"role": "assistant", "content": answer})
+
+            # Every queued signal, in batches of 10 as the event source mapping delivers them.
+            sqs = boto3.client("sqs", region_name=REGION)
+            arn = sqs.get_queue_attributes(QueueUrl=res.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            batches: list[dict[str, float]] = []
+            applied = 0
+            while True:
+                got = sqs.receive_message(QueueUrl=res.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+                    "Messages", []
                 )
-                handler_ms.append((time.perf_counter() - t0) * 1000)
-                assert out["statusCode"] == 200, out
-                turn_ids.append(out["headers"]["x-router-turn-id"])
-                ddb_calls = sum(v for k, v in runtime.store().stats.calls.items() if not k.startswith("SQS"))
-                chat_stats.append(
-                    {"round_trips": ddb_calls, "rru": meter.rru - before[0], "wru": meter.wru - before[1]}
-                )
-            fb_stats: list[dict[str, float]] = []
-            for turn_id in turn_ids:
+                if not got:
+                    break
                 before = (meter.rru, meter.wru)
-                runtime.store().stats.calls.clear()
-                out = feedback.lambda_handler(
-                    http_event(
-                        "POST", "/v1/feedback", body=json.dumps({"turn_id": turn_id, "rating": "up"}), headers=auth
-                    ),
-                    lambda_context("feedback"),
+                t0 = time.perf_counter()
+                result = fb_out.run(
+                    lambda g=got: feedback.lambda_handler(sqs_event(g, arn), lambda_context("feedback"))
                 )
-                assert out["statusCode"] == 200, out
-                calls = dict(runtime.store().stats.calls)
-                fb_stats.append(
+                seconds = time.perf_counter() - t0
+                assert not result.get("batchItemFailures"), result
+                applied += len(got)
+                batches.append(
                     {
-                        "round_trips": sum(calls.values()),
-                        "transactions": calls.get("TransactWriteItems", 0),
+                        "messages": len(got),
+                        "seconds": seconds,
                         "rru": meter.rru - before[0],
                         "wru": meter.wru - before[1],
                     }
                 )
+                sqs.delete_message_batch(
+                    QueueUrl=res.queue_url,
+                    Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(got)],
+                )
+
+            # The state route: the first read of a dashboard tab (whole history), then polls
+            # (history_since = its newest point), as static_site/js/dashboard.js sends them.
+            def poll(since: int | None) -> dict[str, Any]:
+                query = {} if since is None else {"history_since": str(since)}
+                event = http_event("GET", "/v1/state", query=query, signed=True)
+                result: dict[str, Any] = state.lambda_handler(event, lambda_context("state"))
+                assert result["statusCode"] == 200, result
+                return result
+
+            first_before = meter.rru
+            first = json.loads(state_out.run(lambda: poll(None))["body"])
+            first_rru = meter.rru - first_before
+            newest = max((p["t"] for r in first["routers"] for p in r["history"]), default=None)
+            # Idle polls (nothing changed since the last) and active ones (a chat request in between).
+            polls: dict[str, list[dict[str, float]]] = {"idle": [], "active": []}
+            for n in range(40):
+                kind = "active" if n % 2 else "idle"
+                if kind == "active":
+                    opening = opening_messages(rng.choice(PROMPTS[types[n % len(types)]]), rng)
+                    StdoutBytes().run(lambda o=opening: send(o, None))
+                before = (meter.rru, meter.wru)
+                t0 = time.perf_counter()
+                state_out.run(lambda: poll(newest))
+                polls[kind].append(
+                    {"seconds": time.perf_counter() - t0, "rru": meter.rru - before[0], "wru": meter.wru - before[1]}
+                )
         finally:
             runtime.reset()
 
-    def mean(rows: list[dict[str, float]], k: str) -> float:
-        return statistics.fmean(r[k] for r in rows)
+    def mean(items: list[dict[str, float]], k: str) -> float:
+        return statistics.fmean(r[k] for r in items)
 
+    chats = len(rows)
     return {
         "chat": {
-            "requests": requests,
-            "round_trips_mean": mean(chat_stats, "round_trips"),
-            "round_trips_max": max(r["round_trips"] for r in chat_stats),
-            "read_units_mean": mean(chat_stats, "rru"),
-            "write_units_mean": mean(chat_stats, "wru"),
+            "requests": chats,
+            "sessions": sessions,
+            "turns_per_session": turns_per_session,
+            "round_trips_mean": mean(rows, "round_trips"),
+            "round_trips_max": max(r["round_trips"] for r in rows),
+            "read_units_mean": mean(rows, "rru"),
+            "write_units_mean": mean(rows, "wru"),
             "handler_ms_p50": statistics.median(handler_ms),
+            "signals_per_request": sent_before / chats,
+            "log_bytes_per_request": chat_out.bytes / chats,
+            "log_lines_per_request": chat_out.lines / chats,
+            "log_sample": chat_out.sample,
         },
-        "feedback": {
-            "requests": len(fb_stats),
-            "round_trips_mean": mean(fb_stats, "round_trips"),
-            "transactions_mean": mean(fb_stats, "transactions"),
-            "read_units_mean": mean(fb_stats, "rru"),
-            "write_units_mean": mean(fb_stats, "wru"),
+        "implicit_feedback": {
+            "signals": applied,
+            "batches": len(batches),
+            "read_units_per_signal": sum(b["rru"] for b in batches) / max(1, applied),
+            "write_units_per_signal": sum(b["wru"] for b in batches) / max(1, applied),
+            "handler_ms_per_batch_p50": statistics.median(b["seconds"] for b in batches) * 1000 if batches else 0.0,
+            "log_bytes_per_signal": fb_out.bytes / max(1, applied),
+            "log_lines_per_signal": fb_out.lines / max(1, applied),
+        },
+        "state": {
+            "first_read_units": first_rru,
+            "poll_read_units_mean": mean(polls["idle"] + polls["active"], "rru"),
+            "poll_write_units_mean": mean(polls["idle"] + polls["active"], "wru"),
+            "handler_ms_p50_active": statistics.median(p["seconds"] for p in polls["active"]) * 1000,
+            "handler_ms_p50_idle": statistics.median(p["seconds"] for p in polls["idle"]) * 1000,
+            "log_bytes_per_call": state_out.bytes / (len(polls["idle"]) + len(polls["active"]) + 1),
         },
     }
 
 
-def chat_function_settings() -> tuple[int, str]:
-    """MemorySize (MB) and architecture of ChatFunction, from template.yaml (SAM globals applied)."""
+def function_settings(logical_id: str) -> dict[str, Any]:
+    """MemorySize (MB) and architecture of a function, from template.yaml (SAM globals applied)."""
     from tests.aws_env import stack_template
 
-    props = stack_template().properties("ChatFunction")
-    return int(props.get("MemorySize", 128)), (props.get("Architectures") or ["x86_64"])[0]
+    props = stack_template().properties(logical_id)
+    return {
+        "memory_mb": int(props.get("MemorySize", 128)),
+        "architecture": (props.get("Architectures") or ["x86_64"])[0],
+    }
+
+
+def template_settings() -> dict[str, Any]:
+    from tests.aws_env import stack_template
+
+    t = stack_template()
+    chat_env = t.properties("ChatFunction")
+    mapping = next(iter(t.of_type("AWS::Lambda::EventSourceMapping")))
+    return {
+        "chat_function": function_settings("ChatFunction"),
+        "feedback_function": function_settings("FeedbackFunction"),
+        "state_function": function_settings("StateFunction"),
+        "log_level": t.parameters["LogLevel"],
+        "system_log_level": chat_env["LoggingConfig"]["SystemLogLevel"],
+        "signal_batch_size": int(t.properties(mapping)["BatchSize"]),
+    }
+
+
+def lambda_usd(seconds: float, fn: dict[str, Any]) -> float:
+    """One invocation: duration × memory at the architecture's price, plus the request fee."""
+    return seconds * fn["memory_mb"] / 1024 * PRICE_LAMBDA_GB_S[fn["architecture"]] + PRICE_LAMBDA_REQ_PER_M / 1e6
+
+
+def log_usd(event_bytes: float, events: float) -> float:
+    return (event_bytes + LOG_EVENT_OVERHEAD_BYTES * events) / 1e9 * PRICE_LOGS_PER_GB
 
 
 def price_per_million(
-    measured: dict[str, Any], model_latency_s: float, memory_mb: int, arch: str, signal_share: float = SIGNAL_SHARE
+    measured: dict[str, Any], settings: dict[str, Any], model_latency_s: float, signals: float | None = None
 ) -> dict[str, float]:
-    """USD per 1M routed requests (models themselves excluded)."""
-    chat = measured["chat"]
-    fb = measured["feedback"]
-    handler_s = chat["handler_ms_p50"] / 1000
-    lambda_chat = (handler_s + model_latency_s) * memory_mb / 1024 * PRICE_LAMBDA_GB_S[
-        arch
-    ] * 1e6 + PRICE_LAMBDA_REQ_PER_M
-    # Implicit signals: one SQS message per signalled turn; the consumer runs once per batch of up to 10.
-    signals = signal_share
-    lambda_feedback = signals / 10 * (PRICE_LAMBDA_REQ_PER_M + 0.05 * 256 / 1024 * PRICE_LAMBDA_GB_S[arch] * 1e6)
-    ddb = (chat["write_units_mean"] + signals * fb["write_units_mean"]) * PRICE_DDB_WRU_PER_M + (
-        chat["read_units_mean"]
-    ) * PRICE_DDB_RRU_PER_M
-    sqs = signals * SQS_REQUESTS_PER_SIGNAL * PRICE_SQS_PER_M
-    logs = LOG_BYTES_PER_REQUEST * 1e6 / 1e9 * PRICE_LOGS_PER_GB
-    parts = {
-        "api_gateway": PRICE_HTTP_API_PER_M,
-        "lambda_chat": lambda_chat,
-        "lambda_feedback": lambda_feedback,
-        "dynamodb": ddb,
-        "sqs": sqs,
-        "cloudwatch_logs": logs,
+    """USD per 1M routed requests (models themselves excluded), every input measured; `signals`
+    per request replaces the measured share (to price other conversation shapes)."""
+    chat, fb = measured["chat"], measured["implicit_feedback"]
+    signals = chat["signals_per_request"] if signals is None else signals
+    batch = settings["signal_batch_size"]
+    per_request = {
+        "api_gateway": PRICE_HTTP_API_PER_M / 1e6,
+        "lambda_chat": lambda_usd(chat["handler_ms_p50"] / 1000 + model_latency_s, settings["chat_function"]),
+        "lambda_feedback": signals
+        / batch
+        * lambda_usd(fb["handler_ms_per_batch_p50"] / 1000, settings["feedback_function"]),
+        "dynamodb": (chat["write_units_mean"] + signals * fb["write_units_per_signal"]) * PRICE_DDB_WRU_PER_M / 1e6
+        + (chat["read_units_mean"] + signals * fb["read_units_per_signal"]) * PRICE_DDB_RRU_PER_M / 1e6,
+        "sqs": signals * SQS_REQUESTS_PER_SIGNAL * PRICE_SQS_PER_M / 1e6,
+        "cloudwatch_logs": log_usd(chat["log_bytes_per_request"], chat["log_lines_per_request"])
+        + log_usd(measured["access_log_bytes"], 1)
+        + signals * log_usd(fb["log_bytes_per_signal"], fb["log_lines_per_signal"]),
     }
+    parts = {k: v * 1e6 for k, v in per_request.items()}
     parts["total"] = sum(parts.values())
     return {k: round(v, 3) for k, v in parts.items()}
 
 
+def dashboard_usd_per_day(
+    measured: dict[str, Any], settings: dict[str, Any], poll_s: float, active: bool
+) -> dict[str, float]:
+    """One open dashboard tab polling every `poll_s` seconds for a day (0 calls while hidden);
+    `active`: the state changes between polls (no reuse of the computed pick shares)."""
+    st = measured["state"]
+    handler_ms = st["handler_ms_p50_active"] if active else st["handler_ms_p50_idle"]
+    calls = 86_400 / poll_s
+    history_writes = 86_400 / HISTORY_STEP_S  # the state route writes one point per step while polled
+    parts = {
+        "calls": calls,
+        "api_gateway": calls * PRICE_HTTP_API_PER_M / 1e6,
+        "lambda_state": calls * lambda_usd(handler_ms / 1000, settings["state_function"]),
+        "dynamodb": calls * st["poll_read_units_mean"] * PRICE_DDB_RRU_PER_M / 1e6
+        + history_writes * PRICE_DDB_WRU_PER_M / 1e6,
+        "cloudwatch_logs": calls * (log_usd(st["log_bytes_per_call"], 0) + log_usd(measured["access_log_bytes"], 1)),
+    }
+    parts["total"] = sum(v for k, v in parts.items() if k != "calls")
+    return {k: (round(v) if k == "calls" else round(v, 4)) for k, v in parts.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.aws_cost", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--out", default="benchmarks/results/aws_cost.json")
+    parser.add_argument("--sessions", type=int, default=150, help="conversations driven through the chat handler")
     parser.add_argument(
-        "--signal-share", type=float, default=SIGNAL_SHARE, help="share of turns with an implicit signal"
+        "--turns-per-session",
+        type=int,
+        default=2,
+        help="chat requests per conversation (2: the demo traffic's gated opening and one follow-up)",
     )
+    parser.add_argument("--out", default="benchmarks/results/aws_cost.json")
     args = parser.parse_args(argv)
 
-    measured = measure(args.requests)
-    memory, arch = chat_function_settings()
-    table = {
-        f"{lat:g}s": price_per_million(measured, lat, memory, arch, args.signal_share) for lat in MODEL_LATENCIES_S
+    measured = measure(args.sessions, args.turns_per_session)
+    measured["access_log_bytes"] = access_log_bytes("POST /v1/chat/completions", 200, 1012)
+    settings = template_settings()
+    table = {f"{lat:g}s": price_per_million(measured, settings, lat) for lat in MODEL_LATENCIES_S}
+    by_share = {f"{share:g}": price_per_million(measured, settings, 1.0, share) for share in SIGNAL_SHARES}
+    base = price_per_million(measured, settings, 1.0, 0.0)["total"]
+    per_signal = price_per_million(measured, settings, 1.0, 1.0)["total"] - base
+    break_even = (TARGET_USD_PER_MILLION - base) / per_signal if per_signal > 0 else None
+    dashboard = {
+        label: dashboard_usd_per_day(measured, settings, poll, active) for label, poll, active in DASHBOARD_POLLING
     }
 
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    t = Table(title=f"DynamoDB per request (measured, {args.requests} chats + feedbacks)")
-    for col in ("path", "round trips", "read units", "write units", "transactions"):
+    c, f, st = measured["chat"], measured["implicit_feedback"], measured["state"]
+    t = Table(
+        title=f"Per request (measured: {c['requests']} chats in {c['sessions']} sessions of {c['turns_per_session']}, "
+        f"{f['signals']} implicit signals in {f['batches']} batches)"
+    )
+    for col in ("path", "DynamoDB round trips", "read units", "write units", "log bytes", "handler ms p50"):
         t.add_column(col, justify="right")
-    c, f = measured["chat"], measured["feedback"]
     t.add_row(
-        "chat",
+        "chat request",
         f"{c['round_trips_mean']:.2f} (max {c['round_trips_max']})",
         f"{c['read_units_mean']:.2f}",
         f"{c['write_units_mean']:.2f}",
-        "0",
+        f"{c['log_bytes_per_request']:.0f} + access log {measured['access_log_bytes']}",
+        f"{c['handler_ms_p50']:.1f}",
     )
     t.add_row(
-        "feedback",
-        f"{f['round_trips_mean']:.2f}",
-        f"{f['read_units_mean']:.2f}",
-        f"{f['write_units_mean']:.2f}",
-        f"{f['transactions_mean']:.2f}",
+        "implicit signal",
+        "1 (TransactWriteItems)",
+        f"{f['read_units_per_signal']:.2f}",
+        f"{f['write_units_per_signal']:.2f}",
+        f"{f['log_bytes_per_signal']:.0f}",
+        f"{f['handler_ms_per_batch_p50']:.1f} per batch",
+    )
+    t.add_row(
+        "state poll",
+        "3 Queries",
+        f"{st['poll_read_units_mean']:.2f} (first read {st['first_read_units']:.1f})",
+        f"{st['poll_write_units_mean']:.2f}",
+        f"{st['log_bytes_per_call']:.0f}",
+        f"{st['handler_ms_p50_active']:.1f} ({st['handler_ms_p50_idle']:.1f} unchanged)",
     )
     console.print(t)
-    p = Table(title=f"USD per 1M routed requests (ChatFunction {memory} MB {arch}; models excluded)")
+    console.print(f"Signals per chat request (measured): {c['signals_per_request']:.3f}")
+    chat_fn = settings["chat_function"]
+    chat_label = f"ChatFunction {chat_fn['memory_mb']} MB {chat_fn['architecture']}"
+    p = Table(title=f"USD per 1M routed requests ({chat_label}; models excluded)")
     p.add_column("model latency", justify="right")
     for col in next(iter(table.values())):
         p.add_column(col, justify="right")
     for lat, parts in table.items():
         p.add_row(lat, *(f"{v:.2f}" for v in parts.values()))
     console.print(p)
-    console.print("Idle: nothing is billed per hour (no provisioned capacity, NAT or instances); storage only.")
-    out = {"measured": measured, "chat_function": {"memory_mb": memory, "architecture": arch}, "usd_per_million": table}
+    q = Table(title="USD per 1M routed requests at 1 s model latency, by implicit signals per request")
+    q.add_column("signals per request", justify="right")
+    for col in next(iter(by_share.values())):
+        q.add_column(col, justify="right")
+    for share, parts in by_share.items():
+        q.add_row(share, *(f"{v:.2f}" for v in parts.values()))
+    console.print(q)
+    console.print(
+        f"At 1 s: ${base:.2f} per 1M without signals, +${per_signal:.2f} per 1M signals; "
+        f"${TARGET_USD_PER_MILLION:.2f} holds up to {break_even:.2f} signals per request."
+        if break_even is not None
+        else ""
+    )
+    d = Table(title="Fixed: one open dashboard tab, USD per day (a hidden tab polls nothing)")
+    d.add_column("polling", justify="right")
+    for col in next(iter(dashboard.values())):
+        d.add_column(col, justify="right")
+    for poll, parts in dashboard.items():
+        d.add_row(poll, *(str(v) for v in parts.values()))
+    console.print(d)
+    console.print("Idle: nothing else is billed per hour (no provisioned capacity, NAT or instances); storage only.")
+    out = {
+        "settings": {
+            **settings,
+            "sessions": args.sessions,
+            "turns_per_session": args.turns_per_session,
+            "model_latencies_s": list(MODEL_LATENCIES_S),
+            "sqs_requests_per_signal": SQS_REQUESTS_PER_SIGNAL,
+            "log_event_overhead_bytes": LOG_EVENT_OVERHEAD_BYTES,
+            "history_step_s": HISTORY_STEP_S,
+            "prices_usd": {
+                "http_api_per_million": PRICE_HTTP_API_PER_M,
+                "lambda_request_per_million": PRICE_LAMBDA_REQ_PER_M,
+                "lambda_gb_second": PRICE_LAMBDA_GB_S,
+                "dynamodb_write_unit_per_million": PRICE_DDB_WRU_PER_M,
+                "dynamodb_read_unit_per_million": PRICE_DDB_RRU_PER_M,
+                "sqs_per_million": PRICE_SQS_PER_M,
+                "logs_ingested_per_gb": PRICE_LOGS_PER_GB,
+            },
+        },
+        "measured": measured,
+        "usd_per_million": table,
+        "usd_per_million_at_1s_by_signals_per_request": by_share,
+        "at_1s": {
+            "usd_per_million_without_signals": round(base, 3),
+            "usd_per_million_signals": round(per_signal, 3),
+            "signals_per_request_within_target": None if break_even is None else round(break_even, 3),
+            "target_usd_per_million": TARGET_USD_PER_MILLION,
+        },
+        "dashboard_tab_usd_per_day": dashboard,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2), encoding="utf-8")
     return 0

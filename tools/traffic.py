@@ -1,6 +1,9 @@
 """Synthetic chat sessions that teach the router, then a summary of what it learned.
 
-    python -m tools.traffic --api-key rk-... [--router smart-cheap-router] [--rounds 100] [--rate 0.5]
+    python -m tools.traffic --api-key rk-... [--router smart-cheap-router] [--rounds 100] [--interval 0.5]
+
+`--interval` is the number of seconds between the starts of two sessions (`--rate` is an older
+name for the same flag, still accepted; it never meant sessions per second).
 
 Each round is one session. The first request is a five-message conversation ending with a
 labelled prompt (`tools.corpus`), so the routed turn passes the signal gate in one request. The
@@ -605,6 +608,17 @@ class RunOutcome:
     duration_s: float = 0.0
 
 
+INTERRUPT_GRACE_S = 3.0
+"""After Ctrl-C, how long the sessions in flight may take to finish their current request."""
+
+
+def _ignore_further_interrupts() -> None:
+    """Once interrupted, further SIGINT/SIGTERM must not cut the wind-down or the summary."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def drive(
     api: RouterApi,
     plan: TrafficPlan,
@@ -618,8 +632,10 @@ def drive(
     """Run `rounds` sessions, starting one every `rate_s` seconds with at most `concurrency` in flight.
 
     Bounded: never more than `rounds` sessions and never past `max_duration_s`. Ctrl-C stops
-    starting sessions and returns what finished (`interrupted`). A fatal API error (connection
-    refused, rejected key) stops the run (`stopped_reason`).
+    starting sessions, lets the requests in flight finish (at most INTERRUPT_GRACE_S, so no
+    connection is cut mid-response) and returns what finished (`interrupted`); a second Ctrl-C
+    (or the SIGINT a supervisor sends after the terminal's) is ignored meanwhile. A fatal API
+    error (connection refused, rejected key) stops the run (`stopped_reason`).
     """
     outcome = RunOutcome()
     started = time.monotonic()
@@ -678,6 +694,12 @@ def drive(
     except KeyboardInterrupt:
         outcome.interrupted = True
         stop.set()
+        _ignore_further_interrupts()
+        for _ in threads:
+            work.put(None)
+        grace_until = time.monotonic() + INTERRUPT_GRACE_S
+        for t in threads:
+            t.join(timeout=max(0.0, grace_until - time.monotonic()))
     outcome.duration_s = time.monotonic() - started
     with lock:  # after Ctrl-C, sessions still in flight must not change the summary being printed
         outcome.results = sorted(finished, key=lambda r: r.index)
@@ -1031,7 +1053,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_connection_args(parser)
     parser.add_argument("--rounds", type=_positive_int, default=100, help="sessions to drive (default 100)")
-    parser.add_argument("--rate", type=_non_negative_float, default=0.5, help="seconds between sessions (default 0.5)")
+    parser.add_argument(
+        "--interval",
+        "--rate",
+        dest="interval",
+        type=_non_negative_float,
+        default=0.5,
+        help="seconds between the starts of two sessions, 0 for back to back (default 0.5; --rate is the old name)",
+    )
     parser.add_argument(
         "--oracle", default=None, help="YAML/JSON file: {type: {model: P(success)}} (default: the demo's)"
     )
@@ -1139,7 +1168,7 @@ def _run(args: argparse.Namespace, err: Console, out: Console) -> int:
                 api,
                 plan,
                 rounds=args.rounds,
-                rate_s=args.rate,
+                rate_s=args.interval,
                 concurrency=args.concurrency,
                 max_duration_s=args.max_duration,
                 on_result=on_result,

@@ -1,5 +1,6 @@
 """POST /v1/chat/completions and GET /v1/models: a thin Powertools adapter over router_core."""
 
+import warnings
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -17,6 +18,9 @@ from router_core.openai_format import completion_body, models_body, router_heade
 logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"router_core"})
 metrics = Metrics()
+# GET /v1/models and refused requests publish no metric; Powertools documents this filter for
+# functions that legitimately flush nothing (otherwise it warns on every such request).
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 app = APIGatewayHttpResolver(
     enable_validation=True,
     json_body_deserializer=lambda body: json_object(body, runtime.config().max_request_bytes),
@@ -31,9 +35,15 @@ def chat(
     x_router_session_id: Annotated[str | None, Header()] = None,
 ) -> Response[dict[str, Any] | str]:
     turn = runtime.turn_router().route_turn(request, bearer_token(authorization), x_router_session_id)
-    metrics.add_dimension(name="router", value=turn.router or "direct")
-    metrics.add_metric(name="RoutedTurns", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=turn.cost_usd)
+    # Dollars rounded to nano-dollars (what the table stores): no float noise in every log line.
+    # One dimension (service) for every metric: the stack's alarms and CloudWatch dashboard read
+    # them without knowing the routers' names, and each metric is billed once, not per router.
+    if turn.router:
+        metrics.add_metric(name="RoutedTurns", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="SavingsUSD", unit=MetricUnit.NoUnit, value=round(turn.baseline_usd - turn.cost_usd, 9))
+    else:
+        metrics.add_metric(name="DirectTurns", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=round(turn.cost_usd, 9))
     if turn.fallback:
         metrics.add_metric(name="Fallbacks", unit=MetricUnit.Count, value=1)
     # The decision rides on the metrics line: one log record per request (ingestion is billed per GB).

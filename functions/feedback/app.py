@@ -1,5 +1,6 @@
 """POST /v1/feedback and the SQS consumer of implicit signals: both call apply_feedback."""
 
+import warnings
 from functools import partial
 from typing import Annotated, Any
 
@@ -21,6 +22,9 @@ from router_core.signals_queue import parse_signal_message
 logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"router_core"})
 metrics = Metrics()
+# Refused requests publish no metric; Powertools documents this filter for functions that
+# legitimately flush nothing (otherwise it warns on every such request).
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 app = APIGatewayHttpResolver(
     enable_validation=True, json_body_deserializer=partial(json_object, max_bytes=FEEDBACK_MAX_BYTES)
 )

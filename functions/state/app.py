@@ -18,12 +18,15 @@ register_error_handlers(app, logger, unavailable="state store unavailable; retry
 
 
 @app.get("/v1/state")
-def state(router: Annotated[str | None, Query()] = None) -> Response[dict[str, Any]]:
+def state(
+    router: Annotated[str | None, Query()] = None,
+    history_since: Annotated[int | None, Query(ge=0)] = None,
+) -> Response[dict[str, Any]]:
     authorizer = app.current_event.request_context.authorizer
     if authorizer is None or authorizer.iam is None or not authorizer.iam.access_key:
         # API Gateway's IAM authorizer guards this route; refuse anything that bypassed it.
         return Response(403, content_types.APPLICATION_JSON, {"message": "Forbidden"})
-    snapshot = build_snapshot(runtime.store(), runtime.config(), router)
+    snapshot = build_snapshot(runtime.store(), runtime.config(), router, history_since)
     return Response(200, content_types.APPLICATION_JSON, snapshot, headers={"cache-control": "no-store"})
 
 

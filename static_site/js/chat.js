@@ -332,7 +332,7 @@ async function start() {
   const saved = loadSession(PAGE, ["apiUrl", "clientKey", "router"]);
   const site = await loadSiteConfig();
   $("api-url").value = saved.apiUrl || site.apiUrl || "";
-  $("client-key").value = saved.clientKey;
+  $("client-key").value = saved.clientKey || site.clientKey || "";
   chat.router = saved.router || (Array.isArray(site.routers) && site.routers.length ? String(site.routers[0]) : "");
 
   replaceChildren(

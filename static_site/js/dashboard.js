@@ -7,12 +7,12 @@ import { clearSession, loadSession, loadSiteConfig, normaliseApiUrl, saveSession
 import {
   activityKey,
   cellKey,
-  costliestShareByType,
   groupByType,
   mergeActivity,
   movedCells,
   priciestModel,
   qualityKept,
+  stateSignature,
   verdict,
 } from "./snapshot.js";
 import { canSign, StateClient } from "./state-client.js";
@@ -23,6 +23,9 @@ const FIELDS = ["apiUrl", "region", "accessKeyId", "secretAccessKey", "sessionTo
 const MODEL_COLORS = ["#6366f1", "#f59e0b", "#10b981", "#ef4444", "#06b6d4", "#a855f7"];
 const NETWORK_RETRY_MS = 2000;
 const ACTIVITY_KEPT = 200;
+const DEFAULT_POLL_MS = 1000;
+/** Slowest poll: while nothing changes the interval doubles from the form's value up to this. */
+const IDLE_POLL_MS = 16000;
 
 const $ = (id) => document.getElementById(id);
 const form = $("connect");
@@ -38,8 +41,11 @@ const inputs = {
 const view = {
   client: null,
   apiUrl: "",
-  pollMs: 500,
+  pollMs: DEFAULT_POLL_MS,
+  delayMs: DEFAULT_POLL_MS,
+  signature: "",
   paused: false,
+  hidden: false,
   timer: null,
   generation: 0,
   router: "",
@@ -90,7 +96,7 @@ function explainFailure(failure) {
 // ---------------------------------------------------------------- connection and polling
 
 function readForm() {
-  const pollMs = Math.max(100, Number.parseInt(inputs.pollMs.value, 10) || 500);
+  const pollMs = Math.max(100, Number.parseInt(inputs.pollMs.value, 10) || DEFAULT_POLL_MS);
   return {
     apiUrl: normaliseApiUrl(inputs.apiUrl.value),
     region: inputs.region.value.trim(),
@@ -113,6 +119,7 @@ function connect() {
   disconnect({ keepSaved: true });
   view.apiUrl = values.apiUrl;
   view.pollMs = values.pollMs;
+  view.delayMs = values.pollMs;
   view.client = new StateClient(values.apiUrl, values.region, values);
   view.generation += 1;
   setStatus("connecting", "Connecting…");
@@ -175,14 +182,24 @@ function togglePause() {
   }
 }
 
+/** Adaptive polling: the form's interval after a change, doubling while nothing changes, up to IDLE_POLL_MS. */
+function nextDelay(changed) {
+  view.delayMs = changed ? view.pollMs : Math.min(IDLE_POLL_MS, Math.max(view.pollMs, view.delayMs * 2));
+  document.body.dataset.pollDelayMs = String(view.delayMs);
+  return view.delayMs;
+}
+
 async function poll(generation) {
-  if (!view.client || view.paused || generation !== view.generation) return;
-  let delay = view.pollMs;
+  if (!view.client || view.paused || view.hidden || generation !== view.generation) return;
+  let delay = view.delayMs;
   try {
-    const state = await view.client.fetchState();
+    const state = await view.client.fetchState(null, view.chart.newest);
     if (generation !== view.generation) return;
     hideHint();
-    render(state);
+    const signature = stateSignature(state);
+    delay = nextDelay(signature !== view.signature);
+    view.signature = signature;
+    render(state, delay);
   } catch (failure) {
     if (generation !== view.generation) return;
     if (!failure || !failure.kind) {
@@ -207,6 +224,21 @@ async function poll(generation) {
   view.timer = setTimeout(() => poll(generation), delay);
 }
 
+// A hidden tab does not poll (nobody sees it, and each poll is billed); it polls at once when shown.
+function visibilityChanged() {
+  view.hidden = document.visibilityState === "hidden";
+  document.body.dataset.polling = view.hidden ? "hidden" : "visible";
+  if (!view.client || view.paused) return;
+  clearTimeout(view.timer);
+  view.generation += 1;
+  if (view.hidden) {
+    setStatus("paused", "Paused while the tab is hidden");
+  } else {
+    view.delayMs = view.pollMs;
+    poll(view.generation);
+  }
+}
+
 function explainInsecure() {
   setStatus("error", "Insecure context");
   $("connect-button").disabled = true;
@@ -221,6 +253,7 @@ function explainInsecure() {
 
 function resetRouterView() {
   view.previous = null;
+  view.signature = "";
   view.activity = [];
   view.rows.clear();
   view.groups.clear();
@@ -229,7 +262,7 @@ function resetRouterView() {
   view.chart.reset();
 }
 
-function render(state) {
+function render(state, delay) {
   const routers = state.routers;
   if (routers.length === 0) {
     setStatus("error", "No routers");
@@ -247,14 +280,17 @@ function render(state) {
   $("welcome").hidden = true;
   $("board").hidden = false;
   $("router-bar").hidden = false;
-  setStatus("live", `Live · ${formatClock(state.generated_at)}`);
+  setStatus("live", `Live · ${formatClock(state.generated_at)} · every ${formatSeconds(delay)}`);
   renderFacts(router);
   renderMeter(router);
   renderGroups(router);
   renderActivity(router);
-  const ratio = router.counts.turns > 0 ? router.spend.savings_ratio : null;
-  view.chart.push(router.request_types, Date.now(), costliestShareByType(router), ratio);
+  view.chart.add(router.request_types, router.history || []);
   view.previous = router;
+}
+
+function formatSeconds(ms) {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`;
 }
 
 function renderRouterPicker(names) {
@@ -335,8 +371,10 @@ function renderGroups(router) {
       segment.style.width = `${(cell.pick_share * 100).toFixed(2)}%`;
       segment.title = `${cell.model}: ${formatPercent(cell.pick_share, 1)} of this type's picks`;
       // Label only what fits: name and share on wide segments, the share alone on narrow ones.
+      // Screen readers get every model's share as text (the visible label is hidden from them).
       const label = cell.pick_share >= 0.22 ? `${cell.model} ${formatPercent(cell.pick_share)}` : formatPercent(cell.pick_share);
       segment.firstChild.textContent = cell.pick_share >= 0.08 ? label : "";
+      segment.lastChild.textContent = `${cell.model}: ${formatPercent(cell.pick_share, 1)}`;
       updateRow(view.rows.get(cellKey(cell)), cell, group, moved.has(cellKey(cell)));
     }
   }
@@ -346,9 +384,14 @@ function buildGroup(router, group) {
   const segments = new Map();
   const share = h(
     "div",
-    { className: "share-bar", attrs: { role: "img", "aria-label": `pick share for ${typeLabel(group.type)}` } },
+    { className: "share-bar", attrs: { role: "list", "aria-label": `pick share for ${typeLabel(group.type)}` } },
     group.cells.map((cell) => {
-      const segment = h("span", { className: "share-segment", style: { "--model-color": modelColor(router, cell.model) } }, h("span"));
+      const segment = h(
+        "span",
+        { className: "share-segment", attrs: { role: "listitem" }, style: { "--model-color": modelColor(router, cell.model) } },
+        h("span", { attrs: { "aria-hidden": "true" } }),
+        h("span", { className: "sr-only" }),
+      );
       segments.set(cell.model, segment);
       return segment;
     }),
@@ -463,10 +506,11 @@ async function start() {
   const site = await loadSiteConfig();
   inputs.apiUrl.value = saved.apiUrl || site.apiUrl || "";
   inputs.region.value = saved.region || site.region || "us-east-1";
-  inputs.accessKeyId.value = saved.accessKeyId;
-  inputs.secretAccessKey.value = saved.secretAccessKey;
+  // The local stack's config.json carries its own local-only credentials; a deployed site's never does.
+  inputs.accessKeyId.value = saved.accessKeyId || site.accessKeyId || "";
+  inputs.secretAccessKey.value = saved.secretAccessKey || site.secretAccessKey || "";
   inputs.sessionToken.value = saved.sessionToken;
-  inputs.pollMs.value = saved.pollMs || "500";
+  inputs.pollMs.value = saved.pollMs || String(DEFAULT_POLL_MS);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     connect();
@@ -484,6 +528,8 @@ async function start() {
       poll(view.generation);
     }
   });
+  document.addEventListener("visibilitychange", visibilityChanged);
+  view.hidden = document.visibilityState === "hidden";
   document.body.dataset.ready = "true";
   if (!canSign()) return explainInsecure();
   if (saved.connected && saved.apiUrl && saved.accessKeyId && saved.secretAccessKey) connect();

@@ -54,13 +54,20 @@ export function qualityKept(router) {
   return best > 0 ? Math.min(1, kept / best) : null;
 }
 
-/** Per request type: the pick share of that type's costliest model (a number in [0, 1]). */
-export function costliestShareByType(router) {
-  const out = {};
-  for (const group of groupByType(router)) {
-    out[group.type] = group.cells.find((c) => c.model === group.costliest).pick_share;
-  }
-  return out;
+/**
+ * What a poll compares to decide whether anything changed: counts, spend and the newest
+ * activity event of every router (history points are written by polls themselves, so they
+ * are not a change).
+ */
+export function stateSignature(state) {
+  return JSON.stringify(
+    (state.routers || []).map((r) => [
+      r.router,
+      r.counts,
+      r.spend && r.spend.actual_usd,
+      r.activity && r.activity[0] ? activityKey(r.activity[0]) : "",
+    ]),
+  );
 }
 
 /** A sentence on the trade the router is making; null before there is anything to judge. */

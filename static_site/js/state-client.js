@@ -26,10 +26,14 @@ export class StateClient {
     });
   }
 
-  /** One snapshot ({generated_at, routers: [...]}); throws ApiFailure. */
-  async fetchState(router = null) {
+  /**
+   * One snapshot ({generated_at, routers: [...]}); throws ApiFailure. `historySince` (epoch
+   * seconds of the newest history point the page has) asks only for newer history points.
+   */
+  async fetchState(router = null, historySince = null) {
     const url = new URL("v1/state", this.apiUrl);
     if (router) url.searchParams.set("router", router);
+    if (Number.isFinite(historySince)) url.searchParams.set("history_since", String(Math.floor(historySince)));
     let response;
     try {
       response = await this.aws.fetch(url.toString(), { method: "GET", cache: "no-store" });

@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
                     stack.info.client_key,
                     "--rounds",
                     str(args.rounds),
-                    "--rate",
-                    "0",
+                    # Spread over about a minute: the history chart gets a point every 10 s.
+                    "--interval",
+                    str(round(60 / max(1, args.rounds), 3)),
                     "--concurrency",
                     "4",
                     "--types",
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 print(f"driving {args.rounds} synthetic sessions…", flush=True)
                 subprocess.run(traffic, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL, timeout=900)
+                points = "() => Number(document.getElementById('history-chart').dataset.points) >= 3"
+                dashboard.wait_for_function(points)
                 dashboard.wait_for_timeout(1500)
                 dashboard.evaluate("() => window.scrollTo(0, 0)")
                 path = save_screenshot(dashboard, "dashboard.png", copy_to=DOCS / "dashboard.png", full_page=True)

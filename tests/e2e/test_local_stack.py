@@ -253,7 +253,15 @@ def test_the_site_serves_config_json_and_a_favicon_but_nothing_outside_static_si
     site = local_stack.site_origin
     config = httpx.get(f"{site}/config.json", timeout=10.0)
     assert config.status_code == 200
-    assert config.json() == {"apiUrl": local_stack.info.api_url, "region": local_stack.info.region, "routers": [ROUTER]}
+    # The local stack's own credentials too (local-only), so both pages connect with one click.
+    assert config.json() == {
+        "apiUrl": local_stack.info.api_url,
+        "region": local_stack.info.region,
+        "routers": [ROUTER],
+        "accessKeyId": local_stack.info.access_key_id,
+        "secretAccessKey": local_stack.info.secret_access_key,
+        "clientKey": local_stack.info.client_key,
+    }
     icon = httpx.get(f"{site}/favicon.ico", timeout=10.0)
     assert (
         icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon" and icon.content[:4] == b"\0\0\1\0"

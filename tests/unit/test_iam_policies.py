@@ -35,7 +35,10 @@ def test_each_function_may_make_only_the_calls_its_code_makes() -> None:
     }
     # TransactWriteItems is authorised per contained action: Update (turn, cell, rate) and Put (activity).
     assert actions(t, "FeedbackFunctionRole") == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
-    assert actions(t, "StateFunctionRole") == {"dynamodb:Query"}
+    assert actions(t, "StateFunctionRole") == {"dynamodb:Query", "dynamodb:PutItem"}
+    # The state route writes only its history points (partition key HISTORY).
+    (put,) = [s for s in statements(t, "StateFunctionRole") if "dynamodb:PutItem" in s["Action"]]
+    assert put["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["HISTORY"]}}
 
 
 def test_no_statement_uses_a_wildcard_action_or_the_whole_account() -> None:

@@ -3,8 +3,9 @@
 * `/` serves the distribution's DefaultRootObject (read from the template);
 * files come from `static_site/` only (no path escapes it), with the headers of CloudFront's
   managed SecurityHeadersPolicy (minus HSTS, which means nothing on http://localhost);
-* `/config.json` tells the pages where the API is, its region and the router names, so the
-  connect bar is prefilled;
+* `/config.json` tells the pages where the API is, its region, the router names and the local
+  stack's own credentials (local-only: generated here, accepted only by this stack), so both
+  pages connect with one click;
 * `/favicon.ico` is the site's own if it has one, else a generated 16×16 icon (a missing
   favicon is a console error in browser tests).
 """
@@ -31,9 +32,13 @@ _SECURITY_HEADERS = (
 )
 
 
-def site_config(api_url: str, region: str, routers: Sequence[str]) -> dict[str, Any]:
-    """What `/config.json` holds: the API base URL (ends with /), the region, the router names."""
-    return {"apiUrl": api_url, "region": region, "routers": list(routers)}
+def site_config(
+    api_url: str, region: str, routers: Sequence[str], local_credentials: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """What `/config.json` holds: the API base URL (ends with /), the region, the router names,
+    and locally the stack's own credentials (`accessKeyId`, `secretAccessKey`, `clientKey`).
+    A deployed site's config.json (tools.deploy_site) never holds credentials."""
+    return {"apiUrl": api_url, "region": region, "routers": list(routers), **(local_credentials or {})}
 
 
 @lru_cache(maxsize=1)

@@ -203,7 +203,16 @@ class LocalStack:
         pages = SitePages(
             opts.repo_root / "static_site",
             _default_root_object(template),
-            lambda: site_config(api_url, opts.region, list(config.routers)),
+            lambda: site_config(
+                api_url,
+                opts.region,
+                list(config.routers),
+                {
+                    "accessKeyId": credential.access_key_id,
+                    "secretAccessKey": credential.secret_access_key,
+                    "clientKey": client_key,
+                },
+            ),
         )
         gateway = self._gateway = Gateway(
             spec,

@@ -9,6 +9,7 @@ One table, keys chosen so every path is a bounded number of round trips:
 | client key      | `KEY#{sha256 of the key}`       | `KEY`                                |
 | activity event  | `ACTIVITY`                      | `{iso time}#{turn id}`               |
 | feedback rate   | `RATE#{key hash}`               | `{minute}`                           |
+| history point   | `HISTORY`                       | `{epoch seconds:012d}`               |
 
 * A chat reads the key, the previous turn and the (router, type) cells in ONE BatchGetItem
   (their keys are all known in advance), then writes the turn (PutItem) and ADDs to the
@@ -50,6 +51,7 @@ _TURN_ID = re.compile(r"(?P<session>[A-Za-z0-9_-]{1,64})\.(?P<index>[0-9]{1,6})\
 """A turn id as `turns` issues it: session id (the API's session-id alphabet), index, nonce."""
 CELLS_PK = "CELLS"
 ACTIVITY_PK = "ACTIVITY"
+HISTORY_PK = "HISTORY"
 NANO = 1_000_000_000
 """Dollar amounts are stored as integer nano-dollars so ADD stays exact."""
 
@@ -739,6 +741,51 @@ class RouterStore:
                 )
             )
         return events
+
+    def query_history(self, *, since: int | None, limit: int) -> list[tuple[int, str]]:
+        """The newest `limit` history points (epoch seconds, body), oldest first; only those
+        after `since` when given (one Query, newest first, so a poll reads only new points)."""
+        now = self.clock()
+        values: dict[str, Any] = {":pk": _s(HISTORY_PK)}
+        condition = "pk = :pk"
+        if since is not None:
+            values[":since"] = _s(f"{max(0, since):012d}")
+            condition += " AND sk > :since"
+        response = self._call(
+            "Query",
+            TableName=self.table_name,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        points = []
+        for raw in response.get("Items", []):
+            p = _plain(raw)
+            if float(p.get("expires_at", now + 1)) <= now:
+                continue
+            points.append((int(str(p["sk"])), str(p.get("p", "{}"))))
+        return points[::-1]
+
+    def put_history_point(self, at: int, body: str, ttl_seconds: float) -> bool:
+        """Record the history point of time `at` unless one exists (False then)."""
+        try:
+            self._call(
+                "PutItem",
+                TableName=self.table_name,
+                Item={
+                    "pk": _s(HISTORY_PK),
+                    "sk": _s(f"{at:012d}"),
+                    "p": _s(body),
+                    "expires_at": _n(int(at + ttl_seconds)),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def _query_all(self, pk: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -1,0 +1,80 @@
+"""benchmarks.aws_cost measures what it prices: units, signals, log bytes and the state route."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from benchmarks import aws_cost
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def restored_environment() -> Iterator[None]:
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        from router_core import runtime
+
+        runtime.reset()
+
+
+def test_the_cost_benchmark_measures_every_input_it_prices(restored_environment: None) -> None:
+    measured = aws_cost.measure(sessions=4, turns_per_session=2)
+    chat, fb, state = measured["chat"], measured["implicit_feedback"], measured["state"]
+    assert chat["requests"] == 8
+    # Each session's follow-up is read as feedback on its gated opening: one signal per session.
+    assert chat["signals_per_request"] == pytest.approx(0.5)
+    assert fb["signals"] == 4
+    # key + previous turn + cells in one BatchGetItem; turn PutItem; cell UpdateItem.
+    assert chat["round_trips_max"] == 3
+    assert chat["write_units_mean"] == pytest.approx(2.0)
+    # An implicit signal: one transaction of three items (turn, cell, activity), doubled.
+    assert fb["write_units_per_signal"] == pytest.approx(6.0)
+    assert chat["log_lines_per_request"] == pytest.approx(1.0)  # the metrics line carrying the decision
+    assert 300 < chat["log_bytes_per_request"] < 2000
+    assert '"decision"' in chat["log_sample"]
+    assert state["poll_read_units_mean"] >= 1.5  # three Queries, half a unit each at least
+    assert state["poll_write_units_mean"] <= 1.0
+
+
+def test_prices_follow_the_measured_inputs_and_settings() -> None:
+    measured = {
+        "chat": {
+            "handler_ms_p50": 0.0,
+            "signals_per_request": 0.0,
+            "write_units_mean": 2.0,
+            "read_units_mean": 1.5,
+            "log_bytes_per_request": 974.0,
+            "log_lines_per_request": 1.0,
+        },
+        "implicit_feedback": {
+            "handler_ms_per_batch_p50": 0.0,
+            "write_units_per_signal": 6.0,
+            "read_units_per_signal": 0.0,
+            "log_bytes_per_signal": 0.0,
+            "log_lines_per_signal": 0.0,
+        },
+        "access_log_bytes": 0,
+    }
+    fn = {"memory_mb": 1024, "architecture": "arm64"}
+    settings = {"chat_function": fn, "feedback_function": fn, "signal_batch_size": 10}
+    at_1s = aws_cost.price_per_million(measured, settings, 1.0)
+    assert at_1s["api_gateway"] == pytest.approx(1.0)
+    assert at_1s["lambda_chat"] == pytest.approx(0.2 + 1e6 * aws_cost.PRICE_LAMBDA_GB_S["arm64"], abs=1e-3)
+    assert at_1s["dynamodb"] == pytest.approx(2 * 0.625 + 1.5 * 0.125, abs=1e-3)
+    # 974 + 26 bytes of the metrics line, 0 + 26 of the access log line
+    assert at_1s["cloudwatch_logs"] == pytest.approx(1026 * 1e6 / 1e9 * 0.5, abs=1e-3)
+    with_signals = aws_cost.price_per_million(measured, settings, 1.0, signals=0.5)
+    assert with_signals["dynamodb"] - at_1s["dynamodb"] == pytest.approx(0.5 * 6 * 0.625, abs=2e-3)
+    assert with_signals["sqs"] == pytest.approx(0.5 * aws_cost.SQS_REQUESTS_PER_SIGNAL * 0.40, abs=1e-3)
+
+
+def test_the_access_log_line_is_sized_from_the_templates_format() -> None:
+    assert 80 < aws_cost.access_log_bytes("POST /v1/chat/completions", 200, 1012) < 200
