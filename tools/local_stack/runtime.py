@@ -38,6 +38,10 @@ IDLE_S = 300.0
 """An environment unused this long is stopped (the first one of each function stays)."""
 INIT_TIMEOUT_S = 10.0
 """Lambda's init phase limit."""
+PARALLEL_STARTS = 2
+"""Environments starting at once, across functions: a start is CPU-bound (imports, clients),
+so a burst of 32 at once on a small machine would push each past the init limit."""
+_starts = threading.BoundedSemaphore(PARALLEL_STARTS)
 PRELOAD = (
     "boto3",
     "botocore.session",
@@ -293,6 +297,10 @@ class LocalFunction:
         self._release(environment)
 
     def _start_environment(self) -> ExecutionEnvironment:
+        with _starts:
+            return self._start_one()
+
+    def _start_one(self) -> ExecutionEnvironment:
         started = time.monotonic()
         context = _multiprocessing()
         parent, child = context.Pipe()
