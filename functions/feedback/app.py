@@ -25,7 +25,9 @@ app = APIGatewayHttpResolver(
     enable_validation=True, json_body_deserializer=partial(json_object, max_bytes=FEEDBACK_MAX_BYTES)
 )
 register_error_handlers(app, logger, unavailable="feedback store unavailable; retry")
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is still a partial batch response (each record retried, then
+# the DLQ), never an invocation error.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @app.post("/v1/feedback")
