@@ -7,11 +7,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from router_core.breaker import health_view
 from router_core.config import GatewayConfig, RouterConfig
 from router_core.errors import NotFound
 from router_core.forgetting import half_life_seconds
 from router_core.policy import build_arms, cell_prior, decision_shares
-from router_core.store import NANO, ActivityEvent, CellCounters, RouterStore, aggregate_cells
+from router_core.store import NANO, ActivityEvent, CellCounters, RouterStore, aggregate_cells, health_reports
 
 ACTIVITY_LIMIT = 50
 TYPICAL_PROMPT_TOKENS = 500
@@ -20,13 +21,15 @@ SHARE_DRAWS = 2000
 
 
 def build_snapshot(store: RouterStore, config: GatewayConfig, router_filter: str | None = None) -> dict[str, Any]:
-    """Every router's cells (α, β, mean, 95% interval, pick share, counts), spend and activity;
+    """Every router's cells (α, β, mean, 95% interval, pick share, counts), spend, activity and
+    each model's health (its circuit breaker, as last reported by a chat container);
     only `router_filter`'s when given (NotFound when no router has that name)."""
     if router_filter and router_filter not in config.routers:
         raise NotFound(f"no router named {router_filter!r}", param="router", code="router_not_found")
     now = store.clock()
     raw_cells = store.query_cells()
     events = store.query_activity(ACTIVITY_LIMIT * max(1, len(config.routers)))
+    health = health_view(health_reports(raw_cells), config.models, time.time())
     routers = []
     for name, router in config.routers.items():
         if router_filter and name != router_filter:
@@ -40,7 +43,7 @@ def build_snapshot(store: RouterStore, config: GatewayConfig, router_filter: str
             )
             if c.router == name
         }
-        routers.append(_router_snapshot(config, name, cells, [e for e in events if e.router == name], now))
+        routers.append(_router_snapshot(config, name, cells, [e for e in events if e.router == name], now, health))
     return {"generated_at": _iso(time.time()), "routers": routers}
 
 
@@ -50,6 +53,7 @@ def _router_snapshot(
     cells: dict[tuple[str, str], CellCounters],
     events: list[ActivityEvent],
     now: float,
+    health: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     router = config.routers[name]
     picks = sum(c.picks for c in cells.values())
@@ -74,6 +78,7 @@ def _router_snapshot(
                 "input_usd_per_mtok": config.models[m].input_usd_per_mtok,
                 "output_usd_per_mtok": config.models[m].output_usd_per_mtok,
                 "quality_tier": config.models[m].quality_tier,
+                "health": health[m],
             }
             for m in router.models
         ],
