@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from router_core import breaker
 from router_core.breaker import COOL_DOWN_S, FAILURE_THRESHOLD, MAX_COOL_DOWN_S, ModelBreakers, health_view
 
