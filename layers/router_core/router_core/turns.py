@@ -31,7 +31,14 @@ from router_core.forgetting import half_life_seconds
 from router_core.keys import KeyCache, hash_key, require_active
 from router_core.pricing import TurnCost, turn_cost
 from router_core.providers import ChatParams, UpstreamError
-from router_core.signals import Signal, conversation_length, detect_feedback, gate_passed, neutral_signal
+from router_core.signals import (
+    Signal,
+    answered_request_index,
+    conversation_length,
+    detect_feedback,
+    gate_passed,
+    neutral_signal,
+)
 from router_core.signals_queue import SignalMessage
 from router_core.store import ChatReads, RouterStore, Turn, TurnKey
 from router_core.upstream import AllUpstreamsFailed, Attempt, UpstreamResult, call_with_fallback
@@ -475,7 +482,9 @@ class TurnRouter:
             return None
         user_texts = [message_text(m) for m in messages if m.get("role") == "user"]
         follow_up = user_texts[-1] if user_texts else ""
-        previous_user = user_texts[-2] if len(user_texts) > 1 else None
+        # The request the previous answer replied to (never a later, unanswered message).
+        answered = answered_request_index(messages)
+        previous_user = message_text(messages[answered]) if answered is not None else None
         signal: Signal | None = detect_feedback(follow_up, previous_user)
         if signal is None:
             settings = self.config.routers.get(previous.router)
