@@ -622,6 +622,7 @@ def answered_request_index(messages: Sequence[Mapping[str, Any]]) -> int | None:
     last answer: such a message was never answered (its request failed, e.g. a 502), so
     re-sending it is a retry of the failed request, not a verdict on the earlier answer.
     """
+
     def last(role: str, before: int) -> int | None:
         return max((i for i in range(before) if messages[i].get("role") == role), default=None)
 
