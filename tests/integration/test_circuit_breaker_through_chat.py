@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 
@@ -14,6 +15,8 @@ from tests.integration.test_upstream_faults_through_chat import PROMPT, upstream
 pytestmark = pytest.mark.integration
 
 ADDED_LATENCY_BUDGET_S = 0.100
+UPSTREAM_TIMEOUT_S = 0.5
+"""`upstream_timeout_seconds` of the fixture's config."""
 
 
 def timed(stack: Stack) -> tuple[dict, float]:  # type: ignore[type-arg]
@@ -22,7 +25,11 @@ def timed(stack: Stack) -> tuple[dict, float]:  # type: ignore[type-arg]
     return response, time.perf_counter() - started
 
 
-def test_a_hanging_model_is_skipped_once_its_breaker_opens(stack: Stack, upstream: FakeUpstream) -> None:  # noqa: F811
+def test_a_hanging_model_is_skipped_once_its_breaker_opens(
+    stack: Stack,
+    upstream: FakeUpstream,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from router_core import breaker, runtime
 
     upstream.set_behaviour(Behaviour.ok())
@@ -41,6 +48,7 @@ def test_a_hanging_model_is_skipped_once_its_breaker_opens(stack: Stack, upstrea
     assert upstream.count("m-smart") - asked_healthy == breaker.FAILURE_THRESHOLD
     asked_before = upstream.count("m-smart")
 
+    capsys.readouterr()
     added = []
     for _ in range(20):
         response, elapsed = timed(stack)
@@ -51,7 +59,14 @@ def test_a_hanging_model_is_skipped_once_its_breaker_opens(stack: Stack, upstrea
         assert float(response["headers"]["x-router-propensity"]) == pytest.approx(1.0)
         added.append(elapsed - healthy)
     assert upstream.count("m-smart") == asked_before  # never called while open
-    assert max(added) <= ADDED_LATENCY_BUDGET_S, added
+    # No request waits for the hanging model (a single wait would cost the 0.5 s timeout), and the
+    # typical request costs what it cost before the model hung.
+    assert max(added) < UPSTREAM_TIMEOUT_S, added
+    assert statistics.median(added) <= ADDED_LATENCY_BUDGET_S, added
+    # Each decision logs the model it left out, and why.
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"decision"' in line]
+    assert len(lines) == 20
+    assert all(line["decision"]["skipped_unhealthy"] == {"smart": "timeout"} for line in lines)
 
     health = {m["name"]: m["health"] for m in stack.router_state()["models"]}
     assert health["smart"]["state"] == "open" and health["smart"]["reason"] == "timeout"
