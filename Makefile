@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup run test test-fast complexity lint typecheck validate checkov build deploy deploy-site create-key \
-        bench bench-learning bench-overhead bench-classifier bench-latency bench-local bench-cost bench-live clean
+        bench bench-learning bench-overhead bench-classifier bench-latency bench-local bench-cost bench-live bench-fuzz clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -73,7 +73,7 @@ deploy-site: setup ## upload static_site/ to the stack's bucket and invalidate C
 create-key: setup ## create a client key on a deployed stack: make create-key STACK=name NAME=alice
 	$(BIN)/python -m tools.keys create --stack $(STACK) --name $(NAME)
 
-bench: bench-learning bench-overhead bench-classifier bench-latency bench-local bench-cost bench-live ## every benchmark (tables printed, JSON in benchmarks/results/)
+bench: bench-learning bench-overhead bench-classifier bench-latency bench-local bench-cost bench-live bench-fuzz ## every benchmark (tables printed, JSON in benchmarks/results/)
 
 bench-learning: setup ## MMLU replay: APGR, CPT(50%), regret, drift recovery, swapped quality tiers
 	$(BIN)/python -m benchmarks.learning
@@ -95,6 +95,9 @@ bench-cost: setup ## measured DynamoDB units, log bytes and time per request, si
 
 bench-live: setup ## local stack + tools.traffic, 10 seeds × 2 shapes: pick shares, savings, quality, regret vs the oracle
 	$(BIN)/python -m benchmarks.live $(ARGS)
+
+bench-fuzz: setup ## malformed requests on every route (10,000 each, fresh seed; ARGS="--requests N --seed S"): responses ≥ 500 (target 0)
+	$(BIN)/python -m benchmarks.fuzz $(ARGS)
 
 clean: ## remove virtualenvs, build output and local state
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .local

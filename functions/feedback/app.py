@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from router_core import runtime
 from router_core.api import FEEDBACK_MAX_BYTES, FeedbackRequest, json_object
+from router_core.errors import RateLimited
 from router_core.feedback import apply_explicit_feedback, apply_feedback, outcome_body
 from router_core.http_errors import register_error_handlers
 from router_core.keys import bearer_token
@@ -29,7 +30,9 @@ app = APIGatewayHttpResolver(
     enable_validation=True, json_body_deserializer=partial(json_object, max_bytes=FEEDBACK_MAX_BYTES)
 )
 register_error_handlers(app, logger, unavailable="feedback store unavailable; retry")
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is still a partial batch response (each record retried, then
+# the DLQ), never an invocation error.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @app.post("/v1/feedback")
@@ -37,7 +40,12 @@ def feedback(
     request: Annotated[FeedbackRequest, Body()], authorization: Annotated[str | None, Header()] = None
 ) -> Response[dict[str, Any]]:
     key_hash = runtime.turn_router().authenticate(bearer_token(authorization))
-    outcome = apply_explicit_feedback(runtime.store(), runtime.config(), key_hash, request)
+    try:
+        outcome = apply_explicit_feedback(runtime.store(), runtime.config(), key_hash, request)
+    except RateLimited:
+        # Never dropped silently: the client gets a 429 and the operator sees the count.
+        metrics.add_metric(name="ExplicitFeedbackRateLimited", unit=MetricUnit.Count, value=1)
+        raise
     metrics.add_metric(
         name="ExplicitFeedbackApplied" if outcome.applied else "ExplicitFeedbackGated", unit=MetricUnit.Count, value=1
     )

@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from router_core import runtime
+from router_core.errors import PermissionDenied
 from router_core.http_errors import register_error_handlers
 from router_core.snapshot import build_snapshot
 
@@ -25,7 +26,7 @@ def state(
     authorizer = app.current_event.request_context.authorizer
     if authorizer is None or authorizer.iam is None or not authorizer.iam.access_key:
         # API Gateway's IAM authorizer guards this route; refuse anything that bypassed it.
-        return Response(403, content_types.APPLICATION_JSON, {"message": "Forbidden"})
+        raise PermissionDenied("sign the request with SigV4 (service execute-api)")
     snapshot = build_snapshot(runtime.store(), runtime.config(), router, history_since)
     return Response(200, content_types.APPLICATION_JSON, snapshot, headers={"cache-control": "no-store"})
 

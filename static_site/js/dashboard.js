@@ -318,7 +318,20 @@ function renderFacts(router) {
     router.models.map((m) =>
       chip(`${m.name} ${formatUsd(m.input_usd_per_mtok)} / ${formatUsd(m.output_usd_per_mtok)} per Mtok`, `${m.name}: input / output price per million tokens`),
     ),
+    router.models.map(healthChip),
   );
+}
+
+// A model whose circuit breaker is open (skipped) or half-open (being probed); nothing when healthy.
+function healthChip(model) {
+  const health = model.health || { state: "closed" };
+  if (health.state === "closed") return null;
+  const text = health.state === "open"
+    ? `${model.name} skipped (${health.reason}) until ${formatClock(health.retry_at)}`
+    : `${model.name} being probed (${health.reason})`;
+  const node = chip(text, `${model.name}: circuit breaker ${health.state.replace("_", "-")} since ${formatClock(health.since)}`);
+  node.dataset.health = health.state;
+  return node;
 }
 
 function tone(value, good, warn) {

@@ -111,8 +111,8 @@ def test_invalid_session_id_header_is_400(stack: Stack) -> None:
 
 
 def test_unsigned_state_call_is_403(stack: Stack) -> None:
-    response = stack.state_request(signed=False)
-    assert response["statusCode"] == 403
+    error = assert_openai_error(stack.state_request(signed=False), 403, "forbidden")
+    assert error["type"] == "permission_error"
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,9 @@ def test_feedback_with_wrong_key_is_401(stack: Stack) -> None:
     assert_openai_error(stack.feedback_request({"turn_id": "a.0.b", "rating": "up"}, key="rk-bogus"), 401)
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "multipart/mixed"]
+)
 def test_a_json_body_sent_as_another_content_type_is_400_naming_it(stack: Stack, content_type: str) -> None:
     headers = {"authorization": f"Bearer {stack.api_key}", "content-type": content_type}
     body = json.dumps({"model": "smart-cheap-router", "messages": OK_MESSAGES})

@@ -8,7 +8,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from tests.aws_env import REGION, sqs_event
 from tests.integration.conftest import Stack
@@ -285,9 +284,10 @@ def test_throttled_implicit_signal_is_retried_by_sqs_and_counts_once(
 
     with monkeypatch.context() as patched:
         patched.setattr(store, "apply_reward", throttle_one_turn)
-        # A batch where every record failed fails the invocation: SQS redelivers all of it.
-        with pytest.raises(BatchProcessingError):
-            stack.call(stack.feedback, sqs_event(throttled, arn))
+        # A batch where every record failed reports each record failed (never an invocation error).
+        assert stack.call(stack.feedback, sqs_event(throttled, arn)) == {
+            "batchItemFailures": [{"itemIdentifier": throttled[0]["MessageId"]}]
+        }
         # In a mixed batch only the throttled record is reported failed; the other one is applied.
         mixed = stack.call(stack.feedback, sqs_event([*throttled, *healthy], arn))
     assert mixed == {"batchItemFailures": [{"itemIdentifier": throttled[0]["MessageId"]}]}

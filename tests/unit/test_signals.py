@@ -499,3 +499,26 @@ def test_adversarial_input_stays_cheap() -> None:
     for text in nasty:
         detect_feedback(text, previous_user=text)
     assert time.process_time() - start < 1.0
+
+
+def _m(role: str, content: str) -> dict[str, str]:
+    return {"role": role, "content": content}
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        ([_m("user", "A"), _m("assistant", "a"), _m("user", "F")], 0),
+        ([_m("system", "s"), _m("user", "A"), _m("assistant", "a"), _m("user", "B"), _m("user", "B")], 1),
+        ([_m("user", "A"), _m("assistant", "a"), _m("user", "F"), _m("assistant", "prefill")], 0),
+        ([_m("user", "F")], None),
+        ([_m("assistant", "hello"), _m("user", "F")], None),
+    ],
+    ids=["plain", "unanswered-message-resent", "assistant-prefill", "first-message", "assistant-opens"],
+)
+def test_answered_request_is_the_user_message_before_the_last_answer(
+    messages: list[dict[str, str]], expected: int | None
+) -> None:
+    from router_core.signals import answered_request_index
+
+    assert answered_request_index(messages) == expected

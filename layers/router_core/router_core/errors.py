@@ -40,6 +40,12 @@ class AuthenticationFailed(RouterError):
     code = "invalid_api_key"
 
 
+class PermissionDenied(RouterError):
+    status = 403
+    error_type = "permission_error"
+    code = "forbidden"
+
+
 class NotFound(RouterError):
     status = 404
     error_type = "invalid_request_error"

@@ -10,7 +10,9 @@ rating on an implicitly scored turn replaces that reward (the cell moves by the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,6 +25,11 @@ from router_core.store import ActivityEvent, RouterStore, TransactionConflict, T
 logger = logging.getLogger(__name__)
 
 Source = Literal["explicit", "implicit"]
+
+RACE_ATTEMPTS = 3
+"""Tries of an explicit rating whose transaction lost a race to another write of the same items."""
+RACE_BACKOFF_S = 0.02
+"""Base pause before a retry, seconds: the n-th retry waits a uniformly jittered 0..2^n × base."""
 
 
 @dataclass(frozen=True)
@@ -107,15 +114,45 @@ def apply_feedback(
 
 
 def apply_explicit_feedback(
-    store: RouterStore, config: GatewayConfig, key_hash: str, request: FeedbackRequest
+    store: RouterStore,
+    config: GatewayConfig,
+    key_hash: str,
+    request: FeedbackRequest,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
 ) -> FeedbackOutcome:
     """POST /v1/feedback for the caller's key: `apply_feedback` on the turn it names, whose id
-    must parse as one of this key's turns (NotFound otherwise)."""
+    must parse as one of this key's turns (NotFound otherwise).
+
+    A rating that lost a race is tried again, up to `RACE_ATTEMPTS` times with jittered
+    backoff: when the turn changed between its read and the transaction (an implicit signal
+    scored it: 409 `concurrent_update`) or DynamoDB cancelled the transaction for a concurrent
+    one on the same items. Safe because a cancelled transaction wrote nothing and each try
+    reads the turn afresh (so a replay still counts once). Past the last try the 409 (or the
+    503) reaches the client, who may send the rating again.
+    """
     key = TurnKey.parse(request.turn_id, key_hash)
     if key is None:
         raise NotFound("no such turn for this key", param="turn_id", code="turn_not_found")
     kind = f"rating_{request.rating or 'reward'}"
-    return apply_feedback(store, config, key, request.value(), source="explicit", kind=kind)
+    for attempt in range(1, RACE_ATTEMPTS + 1):
+        try:
+            return apply_feedback(store, config, key, request.value(), source="explicit", kind=kind)
+        except Conflict as exc:
+            if exc.code != "concurrent_update" or attempt == RACE_ATTEMPTS:
+                raise
+        except TransactionConflict as exc:
+            if not lost_a_race(exc) or attempt == RACE_ATTEMPTS:
+                raise
+        logger.info("explicit feedback lost a race; trying again", extra={"turn_id": key.turn_id, "try": attempt})
+        sleep(RACE_BACKOFF_S * 2**attempt * jitter())
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def lost_a_race(conflict: TransactionConflict) -> bool:
+    """True when DynamoDB cancelled the transaction only because another one held its items."""
+    return "TransactionConflict" in conflict.reasons and set(conflict.reasons) <= {"TransactionConflict", "None"}
 
 
 def _explain_conflict(conflict: TransactionConflict, key: TurnKey, reward: float, source: Source) -> FeedbackOutcome:

@@ -31,8 +31,8 @@ def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger, *, unav
     """Answer every failed request on `app` with `error_response`.
 
     RouterError → its own status; a request that fails the resolver's validation → 400 naming
-    the field (instead of Powertools' 422); a body that is not UTF-8 → 400; a path no route
-    serves → 404; anything else → 503
+    the field (instead of Powertools' 422); a body that is not UTF-8, or sent as multipart form
+    data, → 400; a path no route serves → 404; anything else → 503
     with `unavailable` as the message, logged with its traceback (never the request body).
     """
 
@@ -49,6 +49,19 @@ def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger, *, unav
         # The only bytes a request decodes are its body's (Powertools decodes it before any route).
         return error_response(InvalidRequest("request body is not valid UTF-8", code="invalid_json"))
 
+    def value_error(exc: ValueError) -> Response[dict[str, Any]]:
+        # Powertools parses a multipart/form-data body before any route (and raises ValueError
+        # for one without a boundary); every route here takes JSON only.
+        content_type = app.current_event.headers.get("content-type") or ""
+        if content_type.strip().lower().startswith("multipart/"):
+            return error_response(
+                InvalidRequest(
+                    f"send the body as JSON with content-type: application/json (got {content_type!r})",
+                    code="invalid_json",
+                )
+            )
+        return unexpected(exc)
+
     def unexpected(exc: Exception) -> Response[dict[str, Any]]:
         logger.exception("unhandled error")
         return error_response(ServiceUnavailable(unavailable))
@@ -56,5 +69,6 @@ def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger, *, unav
     app.exception_handler(RouterError)(error_response)
     app.exception_handler([RequestValidationError, RequestUnsupportedContentType])(invalid)
     app.exception_handler(UnicodeDecodeError)(not_utf8)
+    app.exception_handler(ValueError)(value_error)
     app.not_found(no_route)
     app.exception_handler(Exception)(unexpected)

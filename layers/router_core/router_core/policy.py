@@ -113,9 +113,12 @@ def fallback_order(router: RouterConfig, decision: bandit.Decision | None) -> li
     return [decision.model, *(m for m in decision.ranking if m != decision.model)]
 
 
-def decision_log(request_type: str, rule: str, decision: bandit.Decision) -> dict[str, object]:
-    """The decision as logged once per turn for off-policy evaluation (no prompt text)."""
-    return {
+def decision_log(
+    request_type: str, rule: str, decision: bandit.Decision, *, skipped: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """The decision as logged once per turn for off-policy evaluation (no prompt text); `skipped`
+    names the models left out because their circuit breaker was open (with the failure kind)."""
+    log: dict[str, object] = {
         "request_type": request_type,
         "classifier_rule": rule,
         "candidates": list(decision.scores),
@@ -125,3 +128,6 @@ def decision_log(request_type: str, rule: str, decision: bandit.Decision) -> dic
         "propensity": round(decision.propensity, 6),
         "explored": decision.explored,
     }
+    if skipped:
+        log["skipped_unhealthy"] = dict(skipped)
+    return log

@@ -613,6 +613,24 @@ def neutral_signal(reward: float) -> Signal:
     return Signal(kind="neutral", reward=float(reward), rule="neutral:ordinary-follow-up")
 
 
+def answered_request_index(messages: Sequence[Mapping[str, Any]]) -> int | None:
+    """Position of the user message the previous answer replied to: the last user message
+    before the last assistant message that precedes the follow-up (the last user message);
+    None when there is no such pair.
+
+    A follow-up is compared with this message only, never with a user message sent after the
+    last answer: such a message was never answered (its request failed, e.g. a 502), so
+    re-sending it is a retry of the failed request, not a verdict on the earlier answer.
+    """
+
+    def last(role: str, before: int) -> int | None:
+        return max((i for i in range(before) if messages[i].get("role") == role), default=None)
+
+    follow_up = last("user", len(messages))
+    last_answer = last("assistant", follow_up) if follow_up is not None else None
+    return last("user", last_answer) if last_answer is not None else None
+
+
 def conversation_length(messages: Sequence[Mapping[str, Any]]) -> int:
     """Number of user and assistant messages (system, developer and tool messages excluded)."""
     return sum(1 for m in messages if m.get("role") in ("user", "assistant"))

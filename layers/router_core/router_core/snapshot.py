@@ -20,11 +20,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from router_core.breaker import health_view
 from router_core.config import GatewayConfig, RouterConfig
 from router_core.errors import NotFound
 from router_core.forgetting import half_life_seconds
 from router_core.policy import build_arms, cell_prior, decision_shares
-from router_core.store import NANO, ActivityEvent, CellCounters, RouterStore, aggregate_cells
+from router_core.store import NANO, ActivityEvent, CellCounters, RouterStore, aggregate_cells, health_reports
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +48,17 @@ _cell_rows_cache: dict[str, tuple[str, list[dict[str, Any]]]] = {}
 def build_snapshot(
     store: RouterStore, config: GatewayConfig, router_filter: str | None = None, history_since: int | None = None
 ) -> dict[str, Any]:
-    """Every router's cells (α, β, mean, 95% interval, pick share, counts), spend, activity and
-    history (points after `history_since` when given); only `router_filter`'s when given
-    (NotFound when no router has that name)."""
+    """Every router's cells (α, β, mean, 95% interval, pick share, counts), spend, activity,
+    each model's health (its circuit breaker, as last reported by a chat container) and history
+    (points after `history_since` when given); only `router_filter`'s when given (NotFound when
+    no router has that name)."""
     if router_filter and router_filter not in config.routers:
         raise NotFound(f"no router named {router_filter!r}", param="router", code="router_not_found")
     now = store.clock()
     raw_cells = store.query_cells()
     events = store.query_activity(ACTIVITY_LIMIT * max(1, len(config.routers)))
     points = store.query_history(since=history_since, limit=HISTORY_LIMIT)
+    health = health_view(health_reports(raw_cells), config.models, time.time())
     routers = []
     for name, router in config.routers.items():
         if router_filter and name != router_filter:
@@ -69,7 +72,9 @@ def build_snapshot(
         reuse_key = _reuse_key(config, name, items, now)
         cached = _cell_rows_cache.get(name)
         rows = cached[1] if cached and cached[0] == reuse_key else None
-        snapshot = _router_snapshot(config, name, cells, [e for e in events if e.router == name], now, rows)
+        snapshot = _router_snapshot(
+            config, name, cells, [e for e in events if e.router == name], now, health, rows
+        )
         _cell_rows_cache[name] = (reuse_key, snapshot["cells"])
         routers.append(snapshot)
     if router_filter is None:
@@ -134,6 +139,7 @@ def _router_snapshot(
     cells: dict[tuple[str, str], CellCounters],
     events: list[ActivityEvent],
     now: float,
+    health: dict[str, dict[str, Any]],
     cell_rows: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     router = config.routers[name]
@@ -159,6 +165,7 @@ def _router_snapshot(
                 "input_usd_per_mtok": config.models[m].input_usd_per_mtok,
                 "output_usd_per_mtok": config.models[m].output_usd_per_mtok,
                 "quality_tier": config.models[m].quality_tier,
+                "health": health[m],
             }
             for m in router.models
         ],

@@ -10,6 +10,7 @@ One table, keys chosen so every path is a bounded number of round trips:
 | activity event  | `ACTIVITY`                      | `{iso time}#{turn id}`               |
 | feedback rate   | `RATE#{key hash}`               | `{minute}`                           |
 | history point   | `HISTORY`                       | `{epoch seconds:012d}`               |
+| model health    | `CELLS`                         | `~health#{model}`                    |
 
 * A chat reads the key, the previous turn and the (router, type) cells in ONE BatchGetItem
   (their keys are all known in advance), then writes the turn (PutItem) and ADDs to the
@@ -22,6 +23,9 @@ One table, keys chosen so every path is a bounded number of round trips:
 * Hot cells: `cell_shards` > 1 spreads a cell over several items; writers pick a shard at
   random (an override corrects the shard its turn was scored into), readers sum them before
   clamping. A configuration change, not a rewrite.
+* Model health (`breaker`) is written only when a container's breaker for a model opens or
+  closes; it lives in the cells' partition (sort keys starting with `~`, which no router name
+  does) so the state route reads it with the cells, in the same Query.
 * Feedback is one TransactWriteItems: mark the turn scored (conditions make it exactly once),
   ADD to the cell, log the activity event, count the key's feedback rate.
 """
@@ -50,6 +54,8 @@ from router_core import forgetting
 _TURN_ID = re.compile(r"(?P<session>[A-Za-z0-9_-]{1,64})\.(?P<index>[0-9]{1,6})\.(?P<nonce>[0-9a-f]{8})", re.ASCII)
 """A turn id as `turns` issues it: session id (the API's session-id alphabet), index, nonce."""
 CELLS_PK = "CELLS"
+HEALTH_SK_PREFIX = "~health#"
+"""Model health items share the cells' partition; `~` sorts after every router name."""
 ACTIVITY_PK = "ACTIVITY"
 HISTORY_PK = "HISTORY"
 NANO = 1_000_000_000
@@ -521,6 +527,22 @@ class RouterStore:
             raise
         return True
 
+    def put_model_health(
+        self, model: str, *, state: str, reason: str, at: float, retry_at: float | None, failures: int
+    ) -> None:
+        """Report a model's breaker state (written on a transition only; the last report wins)."""
+        item: dict[str, Any] = {
+            "pk": _s(CELLS_PK),
+            "sk": _s(HEALTH_SK_PREFIX + model),
+            "state": _s(state),
+            "reason": _s(reason),
+            "at": _n(round(at, 3)),
+            "failures": _n(failures),
+        }
+        if retry_at is not None:
+            item["retry_at"] = _n(round(retry_at, 3))
+        self._call("PutItem", TableName=self.table_name, Item=item)
+
     def enqueue_signal(self, message: Mapping[str, Any]) -> None:
         """Send one implicit feedback signal to the SQS queue."""
         if not self.queue_url:
@@ -811,6 +833,8 @@ def aggregate_cells(
     """Sum shard items into cells; evidence decayed to `now` by `forgetting.cell_evidence`."""
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for item in raw_items:
+        if str(item["sk"]).startswith(HEALTH_SK_PREFIX):
+            continue
         router, request_type, model, _shard = str(item["sk"]).rsplit("#", 3)
         groups.setdefault((router, request_type, model), []).append(item)
     cells = []
@@ -836,6 +860,15 @@ def aggregate_cells(
             )
         )
     return cells
+
+
+def health_reports(raw_items: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The model health items among the cells' partition items (plain), by model name."""
+    return {
+        str(item["sk"])[len(HEALTH_SK_PREFIX) :]: {k: v for k, v in item.items() if k not in {"pk", "sk"}}
+        for item in raw_items
+        if str(item["sk"]).startswith(HEALTH_SK_PREFIX)
+    }
 
 
 def _turn_from_item(plain: Mapping[str, Any], key: TurnKey) -> Turn | None:

@@ -23,6 +23,7 @@ from typing import Any
 from router_core import policy
 from router_core.api import ChatCompletionRequest, check_session_id
 from router_core.bandit import Decision
+from router_core.breaker import ModelBreakers
 from router_core.classifier import Classification, classify, message_text
 from router_core.config import REQUEST_TYPES, GatewayConfig, RouterConfig
 from router_core.errors import InvalidRequest, NotFound, UpstreamFailed
@@ -30,10 +31,17 @@ from router_core.forgetting import half_life_seconds
 from router_core.keys import KeyCache, hash_key, require_active
 from router_core.pricing import TurnCost, turn_cost
 from router_core.providers import ChatParams, UpstreamError
-from router_core.signals import Signal, conversation_length, detect_feedback, gate_passed, neutral_signal
+from router_core.signals import (
+    Signal,
+    answered_request_index,
+    conversation_length,
+    detect_feedback,
+    gate_passed,
+    neutral_signal,
+)
 from router_core.signals_queue import SignalMessage
 from router_core.store import ChatReads, RouterStore, Turn, TurnKey
-from router_core.upstream import AllUpstreamsFailed, UpstreamResult, call_with_fallback
+from router_core.upstream import AllUpstreamsFailed, Attempt, UpstreamResult, call_with_fallback
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +120,8 @@ class Choice:
     decision: Decision | None = None
     fallback: str | None = None
     """"default_model" when the router could not decide."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Models left out because their circuit breaker is open, with the failure that opened it."""
 
     def fallback_after(self, answered: str) -> str | None:
         """Why the answer did not come from the router's own pick: the decide step's reason, or
@@ -159,6 +169,8 @@ class TurnRouter:
         self.seed = seed
         self.rng = rng or random.Random(secrets.randbits(64) if seed is None else seed)
         self.keys = KeyCache()
+        self.breakers = ModelBreakers()
+        """Per execution environment (see `breaker` for why not shared)."""
 
     def authenticate(self, api_key: str) -> str:
         """Key hash of a valid key (cache, else one GetItem); 401 otherwise."""
@@ -289,21 +301,27 @@ class TurnRouter:
     def decide(self, conversation: Conversation, target: Target, request_type: str, reads: ChatReads | None) -> Choice:
         """Thompson-sample the router's models for this request type (`policy.decide`).
 
+        Models whose circuit breaker is open are left out (`breaker`), unless all are.
         Failure policy: without state, or when sampling fails, the router's default model goes
         first (fallback "default_model"); a direct model is simply called."""
         router = target.router
         if router is None:
             return Choice(order=[target.name])
+        skipped = self.breakers.skipped(router.models)
+        if len(skipped) == len(router.models):
+            skipped = {}  # every breaker open: decide as usual (never refuse what a model might answer)
         if reads is None:
-            return Choice(order=policy.fallback_order(router, None), fallback="default_model")
+            return Choice(order=policy.fallback_order(router, None), fallback="default_model", skipped=skipped)
         try:
             prompt_tokens = policy.estimate_prompt_tokens(conversation.messages)
             arms = policy.build_arms(self.config, router, request_type, reads.cells, prompt_tokens)
+            # The decision is made among the models whose breaker is not open, so its propensity is exact.
+            arms = [a for a in arms if a.model not in skipped]
             decision = policy.decide(router, arms, self.rng)
         except Exception:
             logger.exception("decision failed; routing to the default model")
-            return Choice(order=policy.fallback_order(router, None), fallback="default_model")
-        return Choice(order=policy.fallback_order(router, decision), decision=decision)
+            return Choice(order=policy.fallback_order(router, None), fallback="default_model", skipped=skipped)
+        return Choice(order=policy.fallback_order(router, decision), decision=decision, skipped=skipped)
 
     def call(self, conversation: Conversation, target: Target, request_type: str, choice: Choice) -> UpstreamResult:
         """Call the first model of the order (one retry on 429/5xx, then the next models).
@@ -317,9 +335,13 @@ class TurnRouter:
             request_type=request_type,
             seed=self.seed,
         )
+        order = self.breakers.admit(choice.order)
+        attempts: tuple[Attempt, ...] = ()
         try:
-            result = call_with_fallback(choice.order, params, self.config, max_models=3 if target.router else 1)
+            result = call_with_fallback(order, params, self.config, max_models=3 if target.router else 1)
+            attempts = result.attempts
         except AllUpstreamsFailed as exc:
+            attempts = exc.attempts
             if exc.status == 400:
                 raise InvalidRequest(
                     "the conversation is longer than the context window of every model that could answer it; "
@@ -338,8 +360,27 @@ class TurnRouter:
             )
             raise UpstreamFailed(message, status=exc.status) from exc
         except UpstreamError as exc:
+            attempts = exc.attempts
             raise InvalidRequest(f"the model rejected the request: {exc.message}", code="upstream_rejected") from exc
+        finally:
+            self._settle_breakers(order, attempts)
         return result
+
+    def _settle_breakers(self, admitted: list[str], attempts: tuple[Attempt, ...]) -> None:
+        """Feed the attempts to the breakers; report each state change (log, then the table, best effort)."""
+        for change in self.breakers.settle(admitted, [(a.model, a.outcome) for a in attempts]):
+            logger.warning("circuit breaker %s", change.state, extra={"model": change.model, "reason": change.reason})
+            try:
+                self.store.put_model_health(
+                    change.model,
+                    state=change.state,
+                    reason=change.reason,
+                    at=change.at,
+                    retry_at=change.retry_at,
+                    failures=change.failures,
+                )
+            except Exception:
+                logger.exception("reporting model health failed (the breaker works regardless)")
 
     def price(self, target: Target, result: UpstreamResult) -> TurnCost:
         """Dollars from the upstream's reported tokens, and the same tokens on the router's most
@@ -422,7 +463,9 @@ class TurnRouter:
             return None
         return {
             "router": target.router_name,
-            **policy.decision_log(classification.request_type, classification.rule, choice.decision),
+            **policy.decision_log(
+                classification.request_type, classification.rule, choice.decision, skipped=choice.skipped
+            ),
             "session_id": conversation.session_id,
             "turn_id": turn.turn_id,
             "answered_by": result.model,
@@ -439,7 +482,9 @@ class TurnRouter:
             return None
         user_texts = [message_text(m) for m in messages if m.get("role") == "user"]
         follow_up = user_texts[-1] if user_texts else ""
-        previous_user = user_texts[-2] if len(user_texts) > 1 else None
+        # The request the previous answer replied to (never a later, unanswered message).
+        answered = answered_request_index(messages)
+        previous_user = message_text(messages[answered]) if answered is not None else None
         signal: Signal | None = detect_feedback(follow_up, previous_user)
         if signal is None:
             settings = self.config.routers.get(previous.router)
