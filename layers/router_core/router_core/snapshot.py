@@ -72,9 +72,7 @@ def build_snapshot(
         reuse_key = _reuse_key(config, name, items, now)
         cached = _cell_rows_cache.get(name)
         rows = cached[1] if cached and cached[0] == reuse_key else None
-        snapshot = _router_snapshot(
-            config, name, cells, [e for e in events if e.router == name], now, health, rows
-        )
+        snapshot = _router_snapshot(config, name, cells, [e for e in events if e.router == name], now, health, rows)
         _cell_rows_cache[name] = (reuse_key, snapshot["cells"])
         routers.append(snapshot)
     if router_filter is None:
