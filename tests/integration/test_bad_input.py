@@ -54,7 +54,7 @@ def assert_openai_error(response: dict, status: int, code: str | None = None, me
             None,
             "temperature",
         ),
-        (json.dumps({"model": "smart-cheap-router", "messages": OK_MESSAGES, "n": 3}), 400, None, "n"),
+        (json.dumps({"model": "smart-cheap-router", "messages": OK_MESSAGES, "n": 129}), 400, None, "n"),
         (json.dumps({"model": "no-such-router", "messages": OK_MESSAGES}), 404, "model_not_found", "no-such-router"),
     ],
     ids=[
@@ -68,7 +68,7 @@ def assert_openai_error(response: dict, status: int, code: str | None = None, me
         "empty-content",
         "unknown-role",
         "temperature-out-of-range",
-        "n-above-one",
+        "n-above-128",
         "unknown-router",
     ],
 )
