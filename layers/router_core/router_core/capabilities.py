@@ -33,7 +33,7 @@ FEATURES: Final[Mapping[str, tuple[str, str]]] = {
     "tools": ("tools", "tool calling"),
     "custom_tools": ("tools", "custom (non-function) tools"),
     "serial_tool_calls": ("parallel_tool_calls", "parallel_tool_calls: false"),
-    "forbid_tool_calls": ("tool_choice", "tool_choice: none with tool calls in the history"),
+    "forbid_tool_calls": ("tool_choice", "tool calls in the history with no tools allowed now"),
     "vision": ("messages", "image input"),
     "image_url_remote": ("messages", "images by http(s) URL"),
     "audio_input": ("messages", "audio input"),
@@ -76,7 +76,6 @@ PROVIDER_LACKS: Final[Mapping[str, frozenset[str]]] = {
             "serial_tool_calls",
             "forbid_tool_calls",
             "image_url_remote",
-            "audio_input",
             "file_id",
             "unlisted_content",
             "structured_output_with_tools",
@@ -198,7 +197,8 @@ def requirements_of(messages: Sequence[Mapping[str, Any]], options: Mapping[str,
     if "tools" in features:
         if options.get("parallel_tool_calls") is False:
             features.add("serial_tool_calls")
-        if options.get("tool_choice") == "none" and _has_tool_history(messages):
+        declared = bool(tools)
+        if _has_tool_history(messages) and (options.get("tool_choice") == "none" or not declared):
             features.add("forbid_tool_calls")
     _read_options(options, features)
     unlisted = () if _DOCUMENTED_FIELDS.issuperset(options) else tuple(sorted(set(options) - _DOCUMENTED_FIELDS))
