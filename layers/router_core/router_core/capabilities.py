@@ -13,7 +13,6 @@ it, so the client's 400 can name what it asked. Pure: no I/O; built once per con
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -28,6 +27,12 @@ IMAGE_TOKENS: Final = 800
 AUDIO_TOKENS: Final = 1000
 FILE_TOKENS: Final = 2000
 """Tokens assumed for one audio or file part (their size is unknown until the model reads them)."""
+TOOL_TOKENS: Final = 150
+"""Tokens assumed for one offered tool's definition (name, description, parameter schema):
+a fixed amount, because serialising every schema on every request would cost more than the
+estimate is worth."""
+TOOL_CALL_TOKENS: Final = 15
+"""Tokens of one tool call's framing (id, type, name), on top of its arguments' text."""
 
 FEATURES: Final[Mapping[str, tuple[str, str]]] = {
     "tools": ("tools", "tool calling"),
@@ -54,6 +59,7 @@ FEATURES: Final[Mapping[str, tuple[str, str]]] = {
     "unlisted_fields": ("(body)", "request fields this router does not document"),
 }
 """feature → (the request field that asks for it, what it is in words)."""
+_ORDER: Final = {feature: position for position, feature in enumerate(FEATURES)}
 
 MODEL_FLAGS: Final[Mapping[str, tuple[str, ...]]] = {
     "tools": ("tools", "custom_tools", "serial_tool_calls", "forbid_tool_calls", "structured_output_with_tools"),
@@ -135,9 +141,9 @@ class ModelLimits:
         """None when the model can serve `need`; else the reason in words."""
         if need.features <= self.features and self.fits(need):
             return None
-        missing = [need.words(f) for f in FEATURES if f in need.features - self.features]
-        if missing:
-            return "cannot serve " + ", ".join(missing)
+        lacking = need.features - self.features
+        if lacking:
+            return "cannot serve " + ", ".join(need.words(f) for f in sorted(lacking, key=_ORDER.__getitem__))
         out = need.output_tokens or 0
         if self.max_output_tokens is not None and out > self.max_output_tokens:
             return f"writes at most {self.max_output_tokens} output tokens, {out} asked"
@@ -191,7 +197,7 @@ def requirements_of(messages: Sequence[Mapping[str, Any]], options: Mapping[str,
     tools = options.get("tools") or options.get("functions")
     if tools:
         features.add("tools")
-        chars += len(json.dumps(tools))
+        fixed += TOOL_TOKENS * len(tools)
         if any(isinstance(t, Mapping) and t.get("type") == "custom" for t in tools):
             features.add("custom_tools")
     if "tools" in features:
@@ -246,8 +252,10 @@ def _read_messages(messages: Sequence[Mapping[str, Any]], features: set[str]) ->
         calls = message.get("tool_calls")
         if calls or message.get("role") in ("tool", "function") or message.get("function_call"):
             features.add("tools")
-            if calls:
-                chars += len(json.dumps(calls))
+            for call in calls or ():
+                fixed += TOOL_CALL_TOKENS
+                arguments = (call.get("function") or {}).get("arguments") if isinstance(call, Mapping) else None
+                chars += len(arguments) if isinstance(arguments, str) else 0
     return chars, fixed
 
 
