@@ -378,12 +378,13 @@ def json_object(raw: str, max_bytes: int) -> dict[str, Any]:
     return data
 
 
-def invalid_request(errors: Sequence[Mapping[str, Any]], content_type: str | None) -> InvalidRequest:
+def invalid_request(errors: Sequence[Mapping[str, Any]], content_type: str | None, body: Any = None) -> InvalidRequest:
     """The 400 for a request that failed validation, naming the first failing field.
 
     `errors` are pydantic's, each located from its request part: ("body", "messages", 0, "role").
     A body sent with another content type than JSON was never read as JSON: say that, rather
-    than report every field as missing.
+    than report every field as missing. With the parsed `body`, the location is the client's
+    own path into it (pydantic's labels for union members, "stop.str", are left out).
     """
     first = errors[0]
     where, *path = first["loc"]
@@ -393,9 +394,34 @@ def invalid_request(errors: Sequence[Mapping[str, Any]], content_type: str | Non
         )
     if where == "body" and not path and first["type"] == "missing":
         return InvalidRequest(EMPTY_BODY, code="invalid_json")
+    if where == "body" and body is not None:
+        # A value that fits no member of a union fails once per member: report the failure
+        # that reaches deepest into what the client sent (the member it meant).
+        located = [
+            (_client_path(e["loc"][1:], body, missing=e["type"] == "missing"), e)
+            for e in errors
+            if e["loc"][0] == "body"
+        ]
+        path, first = max(located, key=lambda pe: len(pe[0]))
     loc = ".".join(str(p) for p in path)
     msg = str(first["msg"]).removeprefix("Value error, ")
     return InvalidRequest(f"{loc}: {msg}" if loc else msg, param=loc or None)
+
+
+def _client_path(path: Sequence[Any], body: Any, *, missing: bool) -> list[Any]:
+    """The segments of a pydantic location that exist in the client's JSON (a missing field's
+    name is kept last)."""
+    kept: list[Any] = []
+    here = body
+    for position, segment in enumerate(path):
+        in_dict = isinstance(here, dict) and segment in here
+        in_list = isinstance(here, list) and isinstance(segment, int) and 0 <= segment < len(here)
+        if in_dict or in_list:
+            here = here[segment]
+        elif not (missing and position == len(path) - 1):
+            continue
+        kept.append(segment)
+    return kept
 
 
 def check_session_id(value: str | None) -> str | None:
