@@ -490,3 +490,45 @@ def test_none_can_serve_names_what_was_asked(client: openai.OpenAI, upstream: Fa
     assert "fast cannot serve image input" in error["message"]
     assert "smart context window of 128000 tokens" in error["message"]
     assert upstream.count() == 0
+
+
+def test_deprecated_functions_audio_and_web_search_fields_reach_the_model(
+    client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    fields: dict[str, Any] = {
+        "functions": [WEATHER_TOOL["function"]],
+        "function_call": {"name": "get_weather"},
+        "modalities": ["text", "audio"],
+        "audio": {"voice": "alloy", "format": "wav"},
+        "web_search_options": {"search_context_size": "low"},
+    }
+    client.chat.completions.create(model="smart", messages=QUESTION, **fields)  # type: ignore[call-overload]
+    assert last_body(upstream) == {**fields, "model": "m-smart", "messages": QUESTION, "stream": False}
+
+
+def test_numbers_arrive_as_the_client_wrote_them(stack: Stack, upstream: FakeUpstream) -> None:
+    response = stack.chat_request({"model": "smart", "messages": QUESTION, "temperature": 1, "top_p": 1})
+    assert response["statusCode"] == 200
+    body = last_body(upstream)
+    assert type(body["temperature"]) is int and type(body["top_p"]) is int  # never re-serialised as 1.0
+
+
+def test_a_stream_carries_every_choice_and_a_refusal(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    choices = [
+        {"index": 0, "message": {"role": "assistant", "content": None, "refusal": "No."}, "finish_reason": "stop"},
+        {"index": 1, "message": {"role": "assistant", "content": "Sure: 42."}, "finish_reason": "length"},
+    ]
+    upstream.set_behaviour(Behaviour("document", document={"choices": choices, "system_fingerprint": "fp_1"}))
+    chunks = list(client.chat.completions.create(model="smart", messages=QUESTION, n=2, stream=True))
+    text = {0: "", 1: ""}
+    refusal = {0: "", 1: ""}
+    finish: dict[int, str] = {}
+    for chunk in chunks:
+        assert chunk.system_fingerprint == "fp_1"
+        for choice in chunk.choices:
+            text[choice.index] += choice.delta.content or ""
+            refusal[choice.index] += choice.delta.refusal or ""
+            if choice.finish_reason:
+                finish[choice.index] = choice.finish_reason
+    assert text == {0: "", 1: "Sure: 42."} and refusal == {0: "No.", 1: ""}
+    assert finish == {0: "stop", 1: "length"}
