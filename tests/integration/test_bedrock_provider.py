@@ -438,3 +438,14 @@ def test_tool_choice_none_sends_no_tools(stubbed: tuple[BedrockProvider, Stubber
         messages=[{"role": "user", "content": "hi"}], options={"tools": [WEATHER], "tool_choice": "none"}
     )
     assert provider.complete(MODEL, params, 5.0).text == "Sunny, probably."
+
+
+def test_input_text_and_refusal_parts_are_text() -> None:
+    turns, _ = to_converse(
+        [
+            {"role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't."}]},
+            {"role": "user", "content": "why?"},
+        ]
+    )
+    assert [t["content"] for t in turns] == [[{"text": "hi"}], [{"text": "I can't."}], [{"text": "why?"}]]

@@ -178,7 +178,8 @@ def _content_blocks(content: Any, role: str) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     for part in content if isinstance(content, list) else [content]:
         kind = part.get("type", "text") if isinstance(part, Mapping) else "text"
-        text = part.get(kind) if kind in ("text", "refusal") and isinstance(part, Mapping) else None
+        field = {"text": "text", "input_text": "text", "refusal": "refusal"}.get(kind)
+        text = part if isinstance(part, str) else part.get(field) if field and isinstance(part, Mapping) else None
         if isinstance(text, str):
             if text.strip():
                 blocks.append({"text": text})
