@@ -8,7 +8,9 @@ routing: `requirements_of(messages, options)` (one pass over the messages and fi
 with and without tools, vision, JSON schema, context windows; two of them on Bedrock). Four
 request shapes: the five-message demo conversations, a tools request, an agent's tool loop
 (three tool calls and results, three tools offered), and an image question with JSON schema
-output. Goal: the filter (both steps) costs at most 20 µs at p50 (p95 and p99 are reported;
+output. Then the whole decision of `benchmarks.decision_overhead` (classify, arms, Thompson
+sample, propensity; learned cells) with and without the filter, interleaved in rounds so both
+see the same machine. Goal: the filter (both steps) costs at most 20 µs at p50 (p95 and p99 are reported;
 on a shared machine they carry other processes' noise).
 
 Writes benchmarks/results/capability_filter.json (p50/p95/p99/mean in µs).
@@ -28,10 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from router_core.capabilities import CapabilityIndex, requirements_of
+from router_core.classifier import classify
 from router_core.config import GatewayConfig, parse_config
+from router_core.policy import build_arms, decide, estimate_prompt_tokens
 
 import benchmarks  # noqa: F401  (puts the layer on the import path)
-from benchmarks.decision_overhead import CATALOGUE, ROUTER, conversations, stats, timed
+from benchmarks.decision_overhead import (
+    CATALOGUE,
+    ROUTER,
+    conversations,
+    learned_cells,
+    stats,
+    ten_model_config,
+    timed,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "capability_filter.json"
 GOAL_P50_US = 20.0
@@ -132,6 +144,36 @@ def measure(config: GatewayConfig, count: int, warmup: int) -> dict[str, dict[st
     return out
 
 
+def decision_with_and_without(rounds: int, per_round: int, warmup: int) -> dict[str, dict[str, float]]:
+    """The decision benchmark's learned-state decision, without and with the filter, interleaved."""
+    config = ten_model_config()
+    router = config.routers[ROUTER]
+    cells = learned_cells(config, 4_000)
+    convs = conversations(256)
+    index = CapabilityIndex(config)
+    rng = random.Random(3)
+
+    def without(i: int) -> object:
+        messages = convs[i % len(convs)]
+        request_type = classify(messages, router.request_types).request_type
+        arms = build_arms(config, router, request_type, cells[request_type], estimate_prompt_tokens(messages))
+        return decide(router, arms, rng)
+
+    def with_filter(i: int) -> object:
+        messages = convs[i % len(convs)]
+        request_type = classify(messages, router.request_types).request_type
+        need = requirements_of(messages, {"temperature": 0.7})
+        able, _ = index.split(router.models, need)
+        arms = build_arms(config, router, request_type, cells[request_type], need.prompt_tokens, models=able)
+        return decide(router, arms, rng)
+
+    samples: dict[str, list[float]] = {"decision_without_filter": [], "decision_with_filter": []}
+    for _ in range(rounds):
+        samples["decision_without_filter"] += timed(without, per_round, warmup)
+        samples["decision_with_filter"] += timed(with_filter, per_round, warmup)
+    return {name: stats(values) for name, values in samples.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=20_000, help="timed calls per measurement (≥ 100)")
@@ -142,10 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--calls must be >= 100")
     started = time.perf_counter()
     results = measure(catalogue_config(), args.calls, args.warmup)
+    decision = decision_with_and_without(6, max(100, args.calls // 10), args.warmup // 5)
     meets_goal = all(r["filter"]["p50"] <= GOAL_P50_US for r in results.values())
     payload = {
         "router_models": len(CATALOGUE),
         "results_us": results,
+        "decision_us": decision,
         "goal": {"filter_p50_us": GOAL_P50_US},
         "meets_goal": meets_goal,
         "meta": {
@@ -180,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         table.add_section()
     Console().print(table)
+    for name, s in decision.items():
+        print(f"{name}: p50 {s['p50']:.1f} µs, p95 {s['p95']:.1f}, p99 {s['p99']:.1f} (n={s['n']})")
     print(f"goal: filter p50 <= {GOAL_P50_US:.0f} µs: {'met' if meets_goal else 'NOT met'}")
     print(f"wrote {args.out}")
     return 0
