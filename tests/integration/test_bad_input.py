@@ -79,8 +79,8 @@ def test_bad_chat_bodies_are_rejected_clearly(
     assert stack.router_state()["counts"]["turns"] == 0
 
 
-def test_one_megabyte_body_is_413(stack: Stack) -> None:
-    big = json.dumps({"model": "smart-cheap-router", "messages": [{"role": "user", "content": "x" * 1_048_576}]})
+def test_a_five_megabyte_body_is_413(stack: Stack) -> None:
+    big = json.dumps({"model": "smart-cheap-router", "messages": [{"role": "user", "content": "x" * 5_000_000}]})
     assert_openai_error(stack.chat_request(big), 413, "request_too_large", "limit")
 
 

@@ -532,3 +532,11 @@ def test_a_stream_carries_every_choice_and_a_refusal(client: openai.OpenAI, upst
                 finish[choice.index] = choice.finish_reason
     assert text == {0: "", 1: "Sure: 42."} and refusal == {0: "No.", 1: ""}
     assert finish == {0: "stop", 1: "length"}
+
+
+def test_a_photo_sized_image_fits_the_request_limit(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    photo = "data:image/jpeg;base64," + "A" * 3_000_000  # a ~2.2 MB JPEG, base64-encoded
+    content = [{"type": "text", "text": "Describe the photo."}, {"type": "image_url", "image_url": {"url": photo}}]
+    response = client.chat.completions.create(model="smart", messages=[{"role": "user", "content": content}])  # type: ignore[list-item]
+    assert response.choices[0].message.content
+    assert last_body(upstream)["messages"][0]["content"][1]["image_url"]["url"] == photo

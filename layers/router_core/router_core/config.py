@@ -228,8 +228,10 @@ class GatewayConfig(_Strict):
     routers: dict[str, RouterConfig] = Field(min_length=1)
     store_prompts: bool = False
     """Keep prompt and answer text on turn records (off: only counts and ids are stored)."""
-    max_request_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 512_000
-    """Largest chat request body accepted, bytes (API Gateway's own limit is 10 MB)."""
+    max_request_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 4_500_000
+    """Largest chat request body accepted, bytes. Images, audio and files travel as base64 in
+    the body (a phone photo is 2–4 MB encoded); Lambda takes at most 6 MB per synchronous
+    invocation, event included (API Gateway's own limit is 10 MB)."""
     upstream_timeout_seconds: Annotated[float, Field(gt=0.0, le=28.0)] = 12.0
     """Budget for one upstream attempt; all attempts of a request stay under API Gateway's 30 s."""
     request_deadline_seconds: Annotated[float, Field(gt=0.0, le=29.0)] = 26.0
