@@ -229,26 +229,9 @@ def _read_messages(messages: Sequence[Mapping[str, Any]], features: set[str]) ->
             chars += len(content)
         elif isinstance(content, list):
             for part in content:
-                kind = part.get("type") if isinstance(part, Mapping) else None
-                if kind in ("text", "input_text"):
-                    chars += len(part.get("text") or "")
-                elif kind == "image_url":
-                    features.add("vision")
-                    fixed += IMAGE_TOKENS
-                    if not str((part.get("image_url") or {}).get("url", "")).startswith("data:"):
-                        features.add("image_url_remote")
-                elif kind == "input_audio":
-                    features.add("audio_input")
-                    fixed += AUDIO_TOKENS
-                elif kind == "file":
-                    features.add("file_input")
-                    fixed += FILE_TOKENS
-                    if (part.get("file") or {}).get("file_id"):
-                        features.add("file_id")
-                elif kind == "refusal":
-                    chars += len(part.get("refusal") or "")
-                elif kind not in _KNOWN_PARTS:
-                    features.add("unlisted_content")
+                part_chars, part_tokens = _read_part(part, features)
+                chars += part_chars
+                fixed += part_tokens
         calls = message.get("tool_calls")
         if calls or message.get("role") in ("tool", "function") or message.get("function_call"):
             features.add("tools")
@@ -257,6 +240,29 @@ def _read_messages(messages: Sequence[Mapping[str, Any]], features: set[str]) ->
                 arguments = (call.get("function") or {}).get("arguments") if isinstance(call, Mapping) else None
                 chars += len(arguments) if isinstance(arguments, str) else 0
     return chars, fixed
+
+
+def _read_part(part: Any, features: set[str]) -> tuple[int, int]:
+    """(text characters, fixed tokens) of one content part; adds the features it needs."""
+    kind = part.get("type") if isinstance(part, Mapping) else None
+    if kind in ("text", "input_text", "refusal"):
+        return len(part.get("refusal" if kind == "refusal" else "text") or ""), 0
+    if kind == "image_url":
+        features.add("vision")
+        if not str((part.get("image_url") or {}).get("url", "")).startswith("data:"):
+            features.add("image_url_remote")
+        return 0, IMAGE_TOKENS
+    if kind == "input_audio":
+        features.add("audio_input")
+        return 0, AUDIO_TOKENS
+    if kind == "file":
+        features.add("file_input")
+        if (part.get("file") or {}).get("file_id"):
+            features.add("file_id")
+        return 0, FILE_TOKENS
+    if kind not in _KNOWN_PARTS:
+        features.add("unlisted_content")
+    return 0, 0
 
 
 def _has_tool_history(messages: Sequence[Mapping[str, Any]]) -> bool:
@@ -271,20 +277,18 @@ def _read_options(options: Mapping[str, Any], features: set[str]) -> None:
         features.add(kind)
         if "tools" in features:
             features.add("structured_output_with_tools")
-    if options.get("logprobs"):
-        features.add("logprobs")
-    if options.get("logit_bias"):
-        features.add("logit_bias")
-    if options.get("presence_penalty") or options.get("frequency_penalty"):
-        features.add("penalties")
     n = options.get("n")
-    if isinstance(n, int) and n > 1:
-        features.add("multiple_choices")
-    if "audio" in (options.get("modalities") or ()) or options.get("audio"):
-        features.add("audio_output")
-    for field in ("web_search_options", "reasoning_effort", "verbosity"):
-        if options.get(field) is not None:
-            features.add("web_search" if field == "web_search_options" else field)
+    asked = {
+        "logprobs": options.get("logprobs"),
+        "logit_bias": options.get("logit_bias"),
+        "penalties": options.get("presence_penalty") or options.get("frequency_penalty"),
+        "multiple_choices": isinstance(n, int) and n > 1,
+        "audio_output": "audio" in (options.get("modalities") or ()) or options.get("audio"),
+        "web_search": options.get("web_search_options") is not None,
+        "reasoning_effort": options.get("reasoning_effort") is not None,
+        "verbosity": options.get("verbosity") is not None,
+    }
+    features.update(feature for feature, wanted in asked.items() if wanted)
 
 
 def refusal_message(target: str, need: Requirements, unable: Mapping[str, str]) -> tuple[str, str]:

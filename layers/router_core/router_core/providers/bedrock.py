@@ -169,6 +169,16 @@ def _document_block(part: Mapping[str, Any], number: int) -> dict[str, Any]:
     return {"document": {"format": fmt, "name": stem or f"document {number}", "source": {"bytes": data}}}
 
 
+_TEXT_FIELDS: dict[str, str] = {"text": "text", "input_text": "text", "refusal": "refusal"}
+"""Content part types that are text, and the field holding it."""
+_USER_PARTS: dict[str, Callable[[Mapping[str, Any], int], dict[str, Any]]] = {
+    "image_url": lambda part, _: _image_block(part),
+    "input_audio": lambda part, _: _audio_block(part),
+    "file": _document_block,
+}
+"""Non-text content part types a user message may carry, and their Converse block."""
+
+
 def _content_blocks(content: Any, role: str) -> list[dict[str, Any]]:
     """Converse blocks of one message's content (blank text is dropped: Converse refuses it)."""
     if content is None:
@@ -177,20 +187,17 @@ def _content_blocks(content: Any, role: str) -> list[dict[str, Any]]:
         return [{"text": content}] if content.strip() else []
     blocks: list[dict[str, Any]] = []
     for part in content if isinstance(content, list) else [content]:
-        kind = part.get("type", "text") if isinstance(part, Mapping) else "text"
-        field = {"text": "text", "input_text": "text", "refusal": "refusal"}.get(kind)
-        text = part if isinstance(part, str) else part.get(field) if field and isinstance(part, Mapping) else None
-        if isinstance(text, str):
-            if text.strip():
+        if isinstance(part, str):
+            part = {"type": "text", "text": part}
+        kind = part.get("type", "text") if isinstance(part, Mapping) else "unknown"
+        if kind in _TEXT_FIELDS:
+            text = part.get(_TEXT_FIELDS[kind])
+            if isinstance(text, str) and text.strip():
                 blocks.append({"text": text})
         elif role != "user":
             raise _refused(f"Bedrock takes only text in {role} messages, not {kind!r} parts")
-        elif kind == "image_url":
-            blocks.append(_image_block(part))
-        elif kind == "input_audio":
-            blocks.append(_audio_block(part))
-        elif kind == "file":
-            blocks.append(_document_block(part, len(blocks) + 1))
+        elif kind in _USER_PARTS:
+            blocks.append(_USER_PARTS[kind](part, len(blocks) + 1))
         else:
             raise _refused(f"Bedrock cannot take {kind!r} content parts")
     return blocks
@@ -309,30 +316,35 @@ def converse_request(model: ModelConfig, params: ChatParams) -> tuple[dict[str, 
     request: dict[str, Any] = {"modelId": model.upstream_model, "messages": messages}
     if system:
         request["system"] = system
-    inference: dict[str, Any] = {}
-    if params.temperature is not None:
-        inference["temperature"] = params.temperature
-    if options.get("top_p") is not None:
-        inference["topP"] = options["top_p"]
-    if params.max_tokens is not None:
-        inference["maxTokens"] = params.max_tokens
-    stop = options.get("stop")
-    if stop:
-        inference["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    inference = _inference_config(params)
     if inference:
         request["inferenceConfig"] = inference
     forced = _structured_output(options)
     if forced is not None:
         request["toolConfig"] = {"tools": [{"toolSpec": forced}], "toolChoice": {"tool": {"name": forced["name"]}}}
         return request, str(forced["name"])
-    if options.get("tool_choice") != "none":
-        specs = _tool_specs(options)
-        if specs:
-            request["toolConfig"] = {"tools": specs}
-            choice = _tool_choice(options)
-            if choice is not None:
-                request["toolConfig"]["toolChoice"] = choice
+    specs = _tool_specs(options) if options.get("tool_choice") != "none" else []
+    if specs:
+        request["toolConfig"] = {"tools": specs}
+        choice = _tool_choice(options)
+        if choice is not None:
+            request["toolConfig"]["toolChoice"] = choice
     return request, None
+
+
+def _inference_config(params: ChatParams) -> dict[str, Any]:
+    """temperature, top_p, the output limit and stop sequences as Converse's inferenceConfig."""
+    inference: dict[str, Any] = {}
+    if params.temperature is not None:
+        inference["temperature"] = params.temperature
+    if params.options.get("top_p") is not None:
+        inference["topP"] = params.options["top_p"]
+    if params.max_tokens is not None:
+        inference["maxTokens"] = params.max_tokens
+    stop = params.options.get("stop")
+    if stop:
+        inference["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    return inference
 
 
 class BedrockProvider:
@@ -388,8 +400,7 @@ def _client_error(exc: Any) -> UpstreamError:
 
 
 def _parse(response: Mapping[str, Any], model: ModelConfig, latency_ms: float, forced: str | None) -> Completion:
-    """A Converse answer as a Completion with one OpenAI choice: text → content, toolUse →
-    tool_calls (or, for the forced structured-output tool, its input as JSON content)."""
+    """A Converse answer as a Completion with one OpenAI choice (see `_message`)."""
     try:
         blocks = response["output"]["message"]["content"]
         usage = response["usage"]
@@ -397,24 +408,8 @@ def _parse(response: Mapping[str, Any], model: ModelConfig, latency_ms: float, f
         output_tokens = int(usage["outputTokens"])
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError("bad_response", f"Converse response lacks {exc}") from exc
-    texts = [b["text"] for b in blocks if isinstance(b, Mapping) and isinstance(b.get("text"), str)]
-    uses = [b["toolUse"] for b in blocks if isinstance(b, Mapping) and isinstance(b.get("toolUse"), Mapping)]
     stop = str(response.get("stopReason", ""))
-    finish = _STOP_REASONS.get(stop, stop or "unknown")
-    structured = next((u for u in uses if forced is not None and u.get("name") == forced), None)
-    message: dict[str, Any] = {"role": "assistant", "content": "\n".join(texts) if texts else None}
-    if structured is not None:
-        message["content"] = json.dumps(structured.get("input"), ensure_ascii=False)
-        finish = "stop" if finish == "tool_calls" else finish
-    elif uses:
-        message["tool_calls"] = [
-            {
-                "id": u.get("toolUseId"),
-                "type": "function",
-                "function": {"name": u.get("name"), "arguments": json.dumps(u.get("input"), ensure_ascii=False)},
-            }
-            for u in uses
-        ]
+    message, finish = _message(blocks, _STOP_REASONS.get(stop, stop or "unknown"), forced)
     reported: dict[str, Any] = {
         "prompt_tokens": input_tokens,
         "completion_tokens": output_tokens,
@@ -434,3 +429,25 @@ def _parse(response: Mapping[str, Any], model: ModelConfig, latency_ms: float, f
         choices=({"index": 0, "message": message, "finish_reason": finish, "logprobs": None},),
         usage=reported,
     )
+
+
+def _message(blocks: Any, finish: str, forced: str | None) -> tuple[dict[str, Any], str]:
+    """(the OpenAI assistant message, its finish_reason) from Converse content blocks: text →
+    content, toolUse → tool_calls; the forced structured-output tool's input → JSON content."""
+    texts = [b["text"] for b in blocks if isinstance(b, Mapping) and isinstance(b.get("text"), str)]
+    uses = [b["toolUse"] for b in blocks if isinstance(b, Mapping) and isinstance(b.get("toolUse"), Mapping)]
+    message: dict[str, Any] = {"role": "assistant", "content": "\n".join(texts) if texts else None}
+    structured = next((u for u in uses if forced is not None and u.get("name") == forced), None)
+    if structured is not None:
+        message["content"] = json.dumps(structured.get("input"), ensure_ascii=False)
+        return message, "stop" if finish == "tool_calls" else finish
+    if uses:
+        message["tool_calls"] = [
+            {
+                "id": u.get("toolUseId"),
+                "type": "function",
+                "function": {"name": u.get("name"), "arguments": json.dumps(u.get("input"), ensure_ascii=False)},
+            }
+            for u in uses
+        ]
+    return message, finish

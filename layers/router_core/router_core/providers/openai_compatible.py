@@ -238,29 +238,38 @@ def _parse_completion(raw: bytes, model: ModelConfig, params: ChatParams, latenc
     doc, choice = _first_choice(raw, status)
     text = content_text(_message_content(choice, status))
     finish = choice.get("finish_reason")
-    usage = doc.get("usage")
-    prompt_tokens = _count(usage.get("prompt_tokens")) if isinstance(usage, dict) else None
-    completion_tokens = _count(usage.get("completion_tokens")) if isinstance(usage, dict) else None
-    upstream_model = doc.get("model")
-    estimated = prompt_tokens is None or completion_tokens is None
-    if prompt_tokens is None or completion_tokens is None:
+    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else None
+    tokens = _reported_tokens(usage)
+    if tokens is None:
         # No usable usage report: estimate both sides the same way and say so.
-        prompt_tokens = estimate_tokens(messages_text(params.messages))
-        completion_tokens = estimate_tokens(text or _calls_text(choice))
-    fingerprint, tier = doc.get("system_fingerprint"), doc.get("service_tier")
+        tokens = estimate_tokens(messages_text(params.messages)), estimate_tokens(text or _calls_text(choice))
+    upstream_model = doc.get("model")
     return Completion(
         text=text,
-        input_tokens=prompt_tokens,
-        output_tokens=completion_tokens,
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
         finish_reason=finish if isinstance(finish, str) and finish else "unknown",
         upstream_model=upstream_model if isinstance(upstream_model, str) and upstream_model else model.upstream_model,
         latency_ms=latency_ms,
-        usage_estimated=estimated,
+        usage_estimated=usage is None or _reported_tokens(usage) is None,
         choices=tuple(_client_choice(i, c) for i, c in enumerate(doc["choices"]) if isinstance(c, dict)),
-        usage=usage if isinstance(usage, dict) and not estimated else None,
-        system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
-        service_tier=tier if isinstance(tier, str) else None,
+        usage=usage if _reported_tokens(usage) is not None else None,
+        system_fingerprint=_text_field(doc, "system_fingerprint"),
+        service_tier=_text_field(doc, "service_tier"),
     )
+
+
+def _reported_tokens(usage: dict[str, Any] | None) -> tuple[int, int] | None:
+    """(prompt, completion) tokens as the upstream reported them, or None without a usable report."""
+    if usage is None:
+        return None
+    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    return None if prompt is None or completion is None else (prompt, completion)
+
+
+def _text_field(doc: dict[str, Any], name: str) -> str | None:
+    value = doc.get(name)
+    return value if isinstance(value, str) else None
 
 
 def _client_choice(position: int, choice: dict[str, Any]) -> dict[str, Any]:

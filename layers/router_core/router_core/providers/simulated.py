@@ -389,6 +389,11 @@ def _example(schema: Any, rng: random.Random, topic: str, *, depth: int) -> Any:
     for key in ("anyOf", "oneOf", "allOf"):
         if schema.get(key):
             return _example(schema[key][0], rng, topic, depth=depth + 1)
+    return _typed_example(schema, rng, topic, depth=depth)
+
+
+def _typed_example(schema: Mapping[str, Any], rng: random.Random, topic: str, *, depth: int) -> Any:
+    """A value of the schema's `type` (an object's properties and an array's items filled in)."""
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
@@ -398,6 +403,11 @@ def _example(schema: Any, rng: random.Random, topic: str, *, depth: int) -> Any:
     if kind == "array":
         count = max(1, int(schema.get("minItems", 1)))
         return [_example(schema.get("items") or {}, rng, topic, depth=depth + 1) for _ in range(count)]
+    return _scalar_example(kind, schema, rng, topic)
+
+
+def _scalar_example(kind: str, schema: Mapping[str, Any], rng: random.Random, topic: str) -> Any:
+    """A number, boolean, null or string that fits `schema`."""
     if kind in ("integer", "number"):
         low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
         high = schema.get("maximum", schema.get("exclusiveMaximum", low + 100))
