@@ -153,3 +153,42 @@ def test_what_bedrock_cannot_do_goes_to_the_other_model_or_is_a_clear_400(
     body = caught.value.body
     assert isinstance(body, dict) and body["code"] == "unsupported_by_models"
     assert asked in body["message"] and "claude cannot serve" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "mentions"),
+    [
+        (
+            {
+                "model": "mixed",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "What is this?"},
+                            {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@not-base64@@"}},
+                        ],
+                    }
+                ],
+            },
+            "not valid base64",
+        ),
+        (
+            {
+                "model": "claude",
+                "messages": QUESTION,
+                "response_format": {"type": "json_schema", "json_schema": {"name": "L", "schema": {"type": "array"}}},
+            },
+            "top level is an object",
+        ),
+    ],
+)
+def test_a_request_converse_cannot_carry_is_a_400_with_the_reason(
+    stack: Stack, bedrock: tuple[FakeUpstream, Stubber], request_fields: dict[str, Any], mentions: str
+) -> None:
+    response = stack.chat_request(request_fields)
+    assert response["statusCode"] == 400, response
+    error = json.loads(response["body"])["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error" and error["code"] == "upstream_rejected"
+    assert mentions in error["message"]
