@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup run test test-fast complexity lint typecheck validate checkov build deploy deploy-site create-key \
-        bench bench-learning bench-overhead bench-classifier bench-latency bench-local bench-cost bench-live bench-fuzz clean
+        bench bench-learning bench-overhead bench-capabilities bench-classifier bench-latency bench-local bench-cost bench-live bench-fuzz clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -73,13 +73,16 @@ deploy-site: setup ## upload static_site/ to the stack's bucket and invalidate C
 create-key: setup ## create a client key on a deployed stack: make create-key STACK=name NAME=alice
 	$(BIN)/python -m tools.keys create --stack $(STACK) --name $(NAME)
 
-bench: bench-learning bench-overhead bench-classifier bench-latency bench-local bench-cost bench-live bench-fuzz ## every benchmark (tables printed, JSON in benchmarks/results/)
+bench: bench-learning bench-overhead bench-capabilities bench-classifier bench-latency bench-local bench-cost bench-live bench-fuzz ## every benchmark (tables printed, JSON in benchmarks/results/)
 
 bench-learning: setup ## MMLU replay: APGR, CPT(50%), regret, drift recovery, swapped quality tiers
 	$(BIN)/python -m benchmarks.learning
 
 bench-overhead: setup ## in-process decision time (classify + sample + pick) for 10 models
 	$(BIN)/python -m benchmarks.decision_overhead
+
+bench-capabilities: setup ## capability filter cost per request (what it needs, who can serve it) for 10 models
+	$(BIN)/python -m benchmarks.capability_filter
 
 bench-classifier: setup ## classifier accuracy per type, macro-F1, confusion on labelled prompts (dev, held-out)
 	$(BIN)/python -m benchmarks.classifier_eval

@@ -3,9 +3,11 @@
     .venv/bin/python -m benchmarks.decision_overhead [--decisions 20000] [--out PATH]
 
 Times, in process and after a warm-up, exactly what the chat path runs between reading the
-cells and calling the model: `classify(messages, request_types)`, the prompt-token estimate,
-`policy.build_arms` (cold-start priors, decayed evidence, expected cost of this request) and
-`bandit.pick_model` with the router's knobs (exploration floor, tempering, exact propensity).
+cells and calling the model: `classify(messages, request_types)`, the capability filter
+(`requirements_of`, which also estimates the prompt's tokens, and `CapabilityIndex.split`;
+alone in `benchmarks/capability_filter.py`), `policy.build_arms` (cold-start priors, decayed
+evidence, expected cost of this request) and `bandit.pick_model` with the router's knobs
+(exploration floor, tempering, exact propensity).
 The messages are the five-message demo conversations of `tools/corpus.py`.
 
 Two router states: `learned` (cells filled by 4,000 simulated rated turns of the router itself
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from router_core.bandit import Arm
+from router_core.capabilities import CapabilityIndex, requirements_of
 from router_core.classifier import classify
 from router_core.config import GatewayConfig, parse_config
 from router_core.policy import build_arms, decide, estimate_prompt_tokens
@@ -151,10 +154,14 @@ def measure(
         build_arms(config, router, t, cells[t], estimate_prompt_tokens(m)) for t, m in zip(types, convs, strict=True)
     ]
 
+    index = CapabilityIndex(config)
+
     def decision(i: int) -> object:
         messages = convs[i % len(convs)]
         request_type = classify(messages, router.request_types).request_type
-        arms = build_arms(config, router, request_type, cells[request_type], estimate_prompt_tokens(messages))
+        need = requirements_of(messages, {"temperature": 0.7})
+        able, _ = index.split(router.models, need)
+        arms = build_arms(config, router, request_type, cells[request_type], need.prompt_tokens, models=able)
         return decide(router, arms, rng)
 
     def pick_only(i: int) -> object:

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
 
-BehaviourKind = Literal["ok", "slow", "status", "malformed", "close"]
+BehaviourKind = Literal["ok", "slow", "status", "malformed", "close", "document"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,26 @@ class Behaviour:
     message: str = ""
     code: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    document: Any = None
+    """For `answer`: the response fields (choices, usage, system_fingerprint...) sent as given."""
+
+    @classmethod
+    def answer(
+        cls,
+        message: dict[str, Any],
+        *,
+        finish_reason: str = "stop",
+        logprobs: Any = None,
+        usage: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Behaviour:
+        """Answer with this assistant `message` (tool_calls, refusal...), as an OpenAI server does;
+        `fields` are more top-level response fields (system_fingerprint, or `choices` to send several)."""
+        choice = {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish_reason}
+        choice["logprobs"] = logprobs
+        document: dict[str, Any] = {"choices": [choice], **fields}
+        document["usage"] = usage or {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        return cls("document", document=document)
 
     @classmethod
     def ok(cls, text: str | None = None, *, usage: bool = True) -> Behaviour:
@@ -281,6 +301,10 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour.kind == "status":
             error = {"message": behaviour.message, "type": "fake_error", "code": behaviour.code}
             self._json(behaviour.status, {"error": error}, dict(behaviour.headers))
+            return
+        if behaviour.kind == "document":
+            answer = {"id": f"chatcmpl-fake-{number}", "object": "chat.completion", "created": int(time.time())}
+            self._json(200, {**answer, "model": model, **behaviour.document})
             return
         if behaviour.kind == "slow" and self.server.upstream._stopping.wait(behaviour.delay_s):
             self.close_connection = True

@@ -49,7 +49,8 @@ def chat(
     # The decision rides on the metrics line: one log record per request (ingestion is billed per GB).
     metrics.add_metadata(key="decision", value=turn.decision_log or {"fallback": turn.fallback, "model": turn.model})
     if request.stream:
-        return Response(200, "text/event-stream", sse_body(turn), headers=router_headers(turn))
+        body = sse_body(turn, include_usage=request.include_usage())
+        return Response(200, "text/event-stream", body, headers=router_headers(turn))
     return Response(200, content_types.APPLICATION_JSON, completion_body(turn), headers=router_headers(turn))
 
 

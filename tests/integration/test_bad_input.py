@@ -54,7 +54,7 @@ def assert_openai_error(response: dict, status: int, code: str | None = None, me
             None,
             "temperature",
         ),
-        (json.dumps({"model": "smart-cheap-router", "messages": OK_MESSAGES, "n": 3}), 400, None, "n"),
+        (json.dumps({"model": "smart-cheap-router", "messages": OK_MESSAGES, "n": 129}), 400, None, "n"),
         (json.dumps({"model": "no-such-router", "messages": OK_MESSAGES}), 404, "model_not_found", "no-such-router"),
     ],
     ids=[
@@ -68,7 +68,7 @@ def assert_openai_error(response: dict, status: int, code: str | None = None, me
         "empty-content",
         "unknown-role",
         "temperature-out-of-range",
-        "n-above-one",
+        "n-above-128",
         "unknown-router",
     ],
 )
@@ -79,8 +79,8 @@ def test_bad_chat_bodies_are_rejected_clearly(
     assert stack.router_state()["counts"]["turns"] == 0
 
 
-def test_one_megabyte_body_is_413(stack: Stack) -> None:
-    big = json.dumps({"model": "smart-cheap-router", "messages": [{"role": "user", "content": "x" * 1_048_576}]})
+def test_a_five_megabyte_body_is_413(stack: Stack) -> None:
+    big = json.dumps({"model": "smart-cheap-router", "messages": [{"role": "user", "content": "x" * 5_000_000}]})
     assert_openai_error(stack.chat_request(big), 413, "request_too_large", "limit")
 
 

@@ -133,16 +133,23 @@ def test_a_router_can_read_silence_as_no_signal(stack: Stack, router_settings: A
 
 def test_stream_true_is_answered_as_server_sent_events(stack: Stack) -> None:
     response = stack.chat_request(
-        {"model": "smart-cheap-router", "stream": True, "messages": [{"role": "user", "content": CODE_PROMPT}]}
+        {
+            "model": "smart-cheap-router",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": CODE_PROMPT}],
+        }
     )
     assert response["statusCode"] == 200
     assert response["headers"]["Content-Type"] == "text/event-stream"
     events = [line[len("data: ") :] for line in response["body"].split("\n\n") if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
-    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["usage"]["completion_tokens"] > 0
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks[:-1])
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-2]["router"]["turn_id"]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
+    assert all(c["usage"] is None for c in chunks[:-1])
 
 
 def test_naming_a_model_bypasses_learning(stack: Stack) -> None:

@@ -508,17 +508,19 @@ def _m(role: str, content: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("messages", "expected"),
     [
-        ([_m("user", "A"), _m("assistant", "a"), _m("user", "F")], 0),
-        ([_m("system", "s"), _m("user", "A"), _m("assistant", "a"), _m("user", "B"), _m("user", "B")], 1),
-        ([_m("user", "A"), _m("assistant", "a"), _m("user", "F"), _m("assistant", "prefill")], 0),
+        ([_m("user", "A"), _m("assistant", "a"), _m("user", "F")], ("F", "A")),
+        ([_m("system", "s"), _m("user", "A"), _m("assistant", "a"), _m("user", "B"), _m("user", "B")], ("B", "A")),
+        ([_m("user", "A"), _m("assistant", "a"), _m("user", "F"), _m("assistant", "prefill")], None),
         ([_m("user", "F")], None),
-        ([_m("assistant", "hello"), _m("user", "F")], None),
+        ([_m("assistant", "hello"), _m("user", "F")], ("F", None)),
     ],
     ids=["plain", "unanswered-message-resent", "assistant-prefill", "first-message", "assistant-opens"],
 )
-def test_answered_request_is_the_user_message_before_the_last_answer(
-    messages: list[dict[str, str]], expected: int | None
+def test_a_follow_up_is_compared_with_the_request_the_last_answer_replied_to(
+    messages: list[dict[str, str]], expected: tuple[str, str | None] | None
 ) -> None:
-    from router_core.signals import answered_request_index
+    """A message sent again after a failed request is compared with the answered request, never
+    with its own first copy (a retry of a failed request is no verdict on the earlier answer)."""
+    from router_core.signals import follow_up_of_previous_answer
 
-    assert answered_request_index(messages) == expected
+    assert follow_up_of_previous_answer(messages) == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from typing import Any
@@ -271,3 +272,96 @@ def test_answer_lengths_are_realistic_per_request_type() -> None:
     code_mid = median_tokens("mid", "write a function that merges two sorted lists", "code_generation")
     assert 40 <= factual_mid < factual_big <= 170
     assert 200 <= code_mid <= 500
+
+
+# ---------------------------------------------------------------- tools, JSON, images, n, logprobs
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "unit": {"type": "string", "enum": ["c", "f"]},
+                "days": {"type": "integer", "minimum": 1, "maximum": 7},
+                "hourly": {"type": "boolean"},
+                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+            },
+            "required": ["city", "unit"],
+        },
+    },
+}
+ASK = [{"role": "user", "content": "What's the weather in Paris?"}]
+
+
+def _capable(**capabilities: Any) -> ModelConfig:
+    return ModelConfig(
+        provider="simulated",
+        upstream_model="gpt-test",
+        input_usd_per_mtok=1.0,
+        output_usd_per_mtok=2.0,
+        capabilities=capabilities,  # type: ignore[arg-type]
+    )
+
+
+def _complete(messages: list[dict[str, Any]], model: ModelConfig | None = None, **options: Any) -> Any:
+    model = model or _capable(vision=True)
+    return _provider({"m": model}).complete(model, ChatParams(messages=messages, seed=7, options=options), 5.0)
+
+
+def test_offered_tools_are_called_with_arguments_that_fit_their_schema() -> None:
+    completion = _complete(ASK, tools=[WEATHER])
+    (choice,) = completion.choices
+    assert choice["finish_reason"] == completion.finish_reason == "tool_calls"
+    (call,) = choice["message"]["tool_calls"]
+    assert call["id"].startswith("call_") and call["function"]["name"] == "get_weather"
+    arguments = json.loads(call["function"]["arguments"])
+    assert arguments["unit"] in ("c", "f") and isinstance(arguments["city"], str)
+    assert 1 <= arguments["days"] <= 7 and isinstance(arguments["hourly"], bool) and len(arguments["tags"]) == 2
+    assert completion.text == "" and completion.output_tokens > 0
+
+
+def test_after_a_tool_result_the_model_answers_in_text() -> None:
+    call = _complete(ASK, tools=[WEATHER]).choices[0]["message"]
+    history = [*ASK, call, {"role": "tool", "tool_call_id": call["tool_calls"][0]["id"], "content": "18C"}]
+    completion = _complete(history, tools=[WEATHER])
+    assert completion.finish_reason in ("stop", "length")
+    assert completion.text.startswith("Using the tool results: ") and read_footer(completion.text)
+
+
+def test_tool_choice_decides_whether_and_which_tool_is_called() -> None:
+    other = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+    assert _complete(ASK, tools=[WEATHER], tool_choice="none").finish_reason == "stop"
+    named = {"type": "function", "function": {"name": "get_time"}}
+    message = _complete(ASK, tools=[WEATHER, other], tool_choice=named).choices[0]["message"]
+    assert message["tool_calls"][0]["function"] == {"name": "get_time", "arguments": "{}"}
+    history = [*ASK, {"role": "assistant", "content": None, "tool_calls": [message["tool_calls"][0]]}]
+    history.append({"role": "tool", "tool_call_id": message["tool_calls"][0]["id"], "content": "noon"})
+    assert _complete(history, tools=[WEATHER], tool_choice="required").finish_reason == "tool_calls"
+
+
+def test_json_schema_and_json_object_answers_are_json() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "temp": {"type": "number"}}}
+    text = _complete(ASK, response_format={"type": "json_schema", "json_schema": {"name": "W", "schema": schema}}).text
+    assert set(json.loads(text)) == {"city", "temp"}
+    assert isinstance(json.loads(_complete(ASK, response_format={"type": "json_object"}).text), dict)
+
+
+def test_images_are_read_by_a_vision_model_and_refused_by_others() -> None:
+    content = [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "data:,"}}]
+    assert _complete([{"role": "user", "content": content}]).text.startswith("I looked at the 1 image you sent.")
+    with pytest.raises(UpstreamError) as caught:
+        _complete([{"role": "user", "content": content}], model=_capable())
+    assert (caught.value.status, caught.value.invalid_request) == (400, False)
+    assert "image input" in caught.value.message
+
+
+def test_several_choices_and_logprobs() -> None:
+    completion = _complete(ASK, n=3, logprobs=True, top_logprobs=2)
+    assert [c["index"] for c in completion.choices] == [0, 1, 2]
+    assert len({c["message"]["content"] for c in completion.choices}) == 3
+    entries = completion.choices[0]["logprobs"]["content"]
+    assert "".join(e["token"] for e in entries) == completion.text
+    assert all(e["logprob"] <= 0 and len(e["top_logprobs"]) == 2 for e in entries)

@@ -82,6 +82,34 @@ ProviderConfig = Annotated[
 ]
 
 
+class Capabilities(_Strict):
+    """What a model can serve; the router only sends it requests that fit (`capabilities.py`).
+
+    The defaults describe a current text chat model: tools, JSON mode, JSON schema and logprobs
+    yes; image, audio and file input no (declare them for a model that takes them); context
+    window and output limit unknown (then only the upstream's own refusal tells, and the
+    request falls back to the next model)."""
+
+    tools: bool = True
+    """Function calling: `tools` / `functions`, and tool calls or tool results in the history."""
+    vision: bool = False
+    """Image parts (`image_url`) in messages."""
+    audio_input: bool = False
+    """Audio parts (`input_audio`) in messages."""
+    file_input: bool = False
+    """File parts (`file`, e.g. PDFs) in messages."""
+    json_object: bool = True
+    """`response_format: {"type": "json_object"}` (JSON mode)."""
+    json_schema: bool = True
+    """`response_format: {"type": "json_schema"}` (structured output)."""
+    logprobs: bool = True
+    """`logprobs` / `top_logprobs`."""
+    context_window: Annotated[int, Field(ge=1)] | None = None
+    """Tokens of prompt plus output the model takes; None = not declared."""
+    max_output_tokens: Annotated[int, Field(ge=1)] | None = None
+    """Largest output the model writes, tokens; None = not declared."""
+
+
 class ModelConfig(_Strict):
     """One upstream model the routers may call."""
 
@@ -99,6 +127,8 @@ class ModelConfig(_Strict):
     """Request types where the model is known to be strong (raises its prior mean)."""
     expected_output_tokens: Annotated[int, Field(ge=1)] = 400
     """Output tokens assumed per answer until the router has observed this model's own."""
+    capabilities: Capabilities = Capabilities()
+    """What the model can serve (tools, images, JSON schema, context window...)."""
 
     @field_validator("strengths")
     @classmethod
@@ -198,8 +228,10 @@ class GatewayConfig(_Strict):
     routers: dict[str, RouterConfig] = Field(min_length=1)
     store_prompts: bool = False
     """Keep prompt and answer text on turn records (off: only counts and ids are stored)."""
-    max_request_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 512_000
-    """Largest chat request body accepted, bytes (API Gateway's own limit is 10 MB)."""
+    max_request_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 4_500_000
+    """Largest chat request body accepted, bytes. Images, audio and files travel as base64 in
+    the body (a phone photo is 2–4 MB encoded); Lambda takes at most 6 MB per synchronous
+    invocation, event included (API Gateway's own limit is 10 MB)."""
     upstream_timeout_seconds: Annotated[float, Field(gt=0.0, le=28.0)] = 12.0
     """Budget for one upstream attempt; all attempts of a request stay under API Gateway's 30 s."""
     request_deadline_seconds: Annotated[float, Field(gt=0.0, le=29.0)] = 26.0

@@ -7,6 +7,7 @@ failure look alike whichever function answered.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -20,6 +21,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from router_core.api import invalid_request
 from router_core.errors import InvalidRequest, NotFound, RouterError, ServiceUnavailable
+
+
+def _json_or_none(raw: str | None) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        return None
 
 
 def error_response(exc: RouterError) -> Response[dict[str, Any]]:
@@ -39,7 +47,10 @@ def register_error_handlers(app: APIGatewayHttpResolver, logger: Logger, *, unav
     def invalid(exc: ValidationException) -> Response[dict[str, Any]]:
         if any(e["loc"][0] == "response" for e in exc.errors()):
             return unexpected(exc)  # a route returned what its annotation does not allow: our bug
-        return error_response(invalid_request(exc.errors(), app.current_event.headers.get("content-type")))
+        event = app.current_event
+        return error_response(
+            invalid_request(exc.errors(), event.headers.get("content-type"), _json_or_none(event.body))
+        )
 
     def no_route(exc: NotFoundError) -> Response[dict[str, Any]]:
         event = app.current_event

@@ -61,8 +61,11 @@ def _ids(turn: RoutedTurn) -> tuple[str, int]:
     return "chatcmpl-" + (turn.turn_id or turn.session_id).replace(".", "-"), int(time.time())
 
 
-def _usage(turn: RoutedTurn) -> dict[str, int]:
+def _usage(turn: RoutedTurn) -> dict[str, Any]:
+    """The upstream's own usage object (details included) when it reported one, else the counts."""
     c = turn.result.completion
+    if c.usage is not None:
+        return dict(c.usage)
     return {
         "prompt_tokens": c.input_tokens,
         "completion_tokens": c.output_tokens,
@@ -70,40 +73,83 @@ def _usage(turn: RoutedTurn) -> dict[str, int]:
     }
 
 
-def completion_body(turn: RoutedTurn) -> dict[str, Any]:
-    """A `chat.completion` object."""
-    cid, created = _ids(turn)
+def _upstream_facts(turn: RoutedTurn) -> dict[str, Any]:
     c = turn.result.completion
+    facts: dict[str, Any] = {}
+    if c.system_fingerprint is not None:
+        facts["system_fingerprint"] = c.system_fingerprint
+    if c.service_tier is not None:
+        facts["service_tier"] = c.service_tier
+    return facts
+
+
+def completion_body(turn: RoutedTurn) -> dict[str, Any]:
+    """A `chat.completion` object: every choice as the model gave it (content, tool_calls,
+    refusal, logprobs, finish_reason), its usage with details, `system_fingerprint`."""
+    cid, created = _ids(turn)
     return {
         "id": cid,
         "object": "chat.completion",
         "created": created,
         "model": turn.model,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
-        ],
+        "choices": turn.result.completion.response_choices(),
         "usage": _usage(turn),
+        **_upstream_facts(turn),
         "router": router_facts(turn),
     }
 
 
-def sse_body(turn: RoutedTurn) -> str:
+def sse_body(turn: RoutedTurn, *, include_usage: bool = False) -> str:
     """The same answer as `chat.completion.chunk` server-sent events (buffered: API Gateway
-    HTTP APIs deliver a Lambda response whole)."""
+    HTTP APIs deliver a Lambda response whole).
+
+    Per choice: a role chunk, the content (or refusal) in one chunk, one chunk per tool call
+    (id, type and name with empty arguments, then the arguments), and a finish chunk; the
+    router's facts ride on the last finish chunk. With `include_usage` every chunk carries
+    `usage: null` and a last chunk with `choices: []` carries the usage, as OpenAI streams do."""
     cid, created = _ids(turn)
-    c = turn.result.completion
-    base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": turn.model}
-    chunks = [
-        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
-        {**base, "choices": [{"index": 0, "delta": {"content": c.text}, "finish_reason": None}]},
-        {
-            **base,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": c.finish_reason}],
-            "usage": _usage(turn),
-            "router": router_facts(turn),
-        },
-    ]
+    base: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": turn.model}
+    base |= _upstream_facts(turn)
+    if include_usage:
+        base["usage"] = None
+    choices = turn.result.completion.response_choices()
+    chunks: list[dict[str, Any]] = []
+    for choice in choices:
+        chunks += [{**base, "choices": [delta]} for delta in _choice_deltas(choice)]
+    chunks[-1]["router"] = router_facts(turn)
+    if include_usage:
+        chunks.append({**base, "choices": [], "usage": _usage(turn)})
     return "".join(f"data: {json.dumps(ch)}\n\n" for ch in chunks) + "data: [DONE]\n\n"
+
+
+def _choice_deltas(choice: dict[str, Any]) -> list[dict[str, Any]]:
+    """One choice as its stream of chunk choices (`delta`s), ending with its finish_reason."""
+    index = choice.get("index", 0)
+    message = choice.get("message") or {}
+
+    def delta(body: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"index": index, "delta": body, "logprobs": None, "finish_reason": None, **extra}
+
+    out = [delta({"role": "assistant", "content": ""})]
+    content = message.get("content")
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if content:
+        out.append(delta({"content": content}, logprobs=choice.get("logprobs")))
+    if message.get("refusal"):
+        out.append(delta({"refusal": message["refusal"]}))
+    for position, call in enumerate(message.get("tool_calls") or ()):
+        function = call.get("function") or {}
+        opening = {"index": position, "id": call.get("id"), "type": call.get("type", "function")}
+        opening["function"] = {"name": function.get("name"), "arguments": ""}
+        out.append(delta({"tool_calls": [opening]}))
+        arguments = function.get("arguments")
+        if arguments:
+            out.append(delta({"tool_calls": [{"index": position, "function": {"arguments": arguments}}]}))
+    if message.get("function_call"):
+        out.append(delta({"function_call": message["function_call"]}))
+    out.append(delta({}, finish_reason=choice.get("finish_reason")))
+    return out
 
 
 def models_body(config: GatewayConfig) -> dict[str, Any]:

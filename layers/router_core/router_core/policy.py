@@ -38,14 +38,17 @@ def build_arms(
     request_type: str,
     cells: Mapping[str, CellCounters],
     prompt_tokens: int,
+    *,
+    models: Sequence[str] | None = None,
 ) -> list[bandit.Arm]:
-    """One arm per model: the cell's posterior, its evidence and this request's expected cost.
+    """One arm per model (the router's, or the subset `models` that can serve the request): the
+    cell's posterior, its evidence and this request's expected cost.
 
     Cost units = (prompt tokens × input price + the cell's mean output tokens × output price)
     / `cost_reference_usd`; a cell nobody routed to yet assumes the model's `expected_output_tokens`.
     """
     arms = []
-    for name in router.models:
+    for name in router.models if models is None else models:
         model = config.models[name]
         cell = cells.get(name)
         prior = cell_prior(config, router, request_type, name)
@@ -105,12 +108,17 @@ def decision_shares(
     )
 
 
-def fallback_order(router: RouterConfig, decision: bandit.Decision | None) -> list[str]:
+def fallback_order(
+    router: RouterConfig, decision: bandit.Decision | None, candidates: Sequence[str] | None = None
+) -> list[str]:
     """Models to try, in order: the pick first (an exploration pick need not have the best score),
-    then the rest by score; without a decision, the router's default model first."""
+    then the rest by score; without a decision, the router's default model first. Only
+    `candidates` (default: all the router's models) are tried."""
+    allowed = router.models if candidates is None else candidates
     if decision is None:
-        return [router.default_model, *(m for m in router.models if m != router.default_model)]
-    return [decision.model, *(m for m in decision.ranking if m != decision.model)]
+        first = [router.default_model] if router.default_model in allowed else []
+        return [*first, *(m for m in allowed if m != router.default_model)]
+    return [decision.model, *(m for m in decision.ranking if m != decision.model and m in allowed)]
 
 
 def decision_log(

@@ -613,27 +613,46 @@ def neutral_signal(reward: float) -> Signal:
     return Signal(kind="neutral", reward=float(reward), rule="neutral:ordinary-follow-up")
 
 
-def answered_request_index(messages: Sequence[Mapping[str, Any]]) -> int | None:
-    """Position of the user message the previous answer replied to: the last user message
-    before the last assistant message that precedes the follow-up (the last user message);
-    None when there is no such pair.
-
-    A follow-up is compared with this message only, never with a user message sent after the
-    last answer: such a message was never answered (its request failed, e.g. a 502), so
-    re-sending it is a retry of the failed request, not a verdict on the earlier answer.
-    """
-
-    def last(role: str, before: int) -> int | None:
-        return max((i for i in range(before) if messages[i].get("role") == role), default=None)
-
-    follow_up = last("user", len(messages))
-    last_answer = last("assistant", follow_up) if follow_up is not None else None
-    return last("user", last_answer) if last_answer is not None else None
-
-
 def conversation_length(messages: Sequence[Mapping[str, Any]]) -> int:
-    """Number of user and assistant messages (system, developer and tool messages excluded)."""
-    return sum(1 for m in messages if m.get("role") in ("user", "assistant"))
+    """Messages the user and the model exchanged: user messages and assistant messages that say
+    something. System, developer and tool messages, and assistant messages that only call tools
+    (steps of an agent's loop the user never read), are not counted."""
+    return sum(
+        1
+        for m in messages
+        if m.get("role") == "user" or (m.get("role") == "assistant" and _text(m.get("content")).strip())
+    )
+
+
+def follow_up_of_previous_answer(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str | None] | None:
+    """(the user's words after the last assistant message, the user message before that one), or
+    None when nothing the user wrote follows it.
+
+    Only user messages are feedback: in an agent's loop the last assistant message called tools
+    and what follows it is tool results, which say nothing about the user's satisfaction. With
+    several user messages after the answer, the latest is read (the one the user just sent).
+    """
+    last_answer = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
+    if last_answer < 0:
+        return None
+    after = [m for m in messages[last_answer + 1 :] if m.get("role") == "user"]
+    if not after:
+        return None
+    before = [m for m in messages[:last_answer] if m.get("role") == "user"]
+    return _text(after[-1].get("content")), (_text(before[-1].get("content")) if before else None)
+
+
+def _text(content: Any) -> str:
+    """A message content's text: the string, or its text parts joined by newlines."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            p["text"]
+            for p in content
+            if isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        )
+    return ""
 
 
 def gate_passed(messages_before_answer: int, min_messages: int) -> bool:

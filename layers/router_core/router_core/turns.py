@@ -24,6 +24,7 @@ from router_core import policy
 from router_core.api import ChatCompletionRequest, check_session_id
 from router_core.bandit import Decision
 from router_core.breaker import ModelBreakers
+from router_core.capabilities import CapabilityIndex, Requirements, refusal_message, requirements_of
 from router_core.classifier import Classification, classify, message_text
 from router_core.config import REQUEST_TYPES, GatewayConfig, RouterConfig
 from router_core.errors import InvalidRequest, NotFound, UpstreamFailed
@@ -33,9 +34,9 @@ from router_core.pricing import TurnCost, turn_cost
 from router_core.providers import ChatParams, UpstreamError
 from router_core.signals import (
     Signal,
-    answered_request_index,
     conversation_length,
     detect_feedback,
+    follow_up_of_previous_answer,
     gate_passed,
     neutral_signal,
 )
@@ -106,6 +107,8 @@ class Conversation:
     temperature: float | None = None
     max_tokens: int | None = None
     """The client's output limit (`max_completion_tokens` or `max_tokens`)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The client's other request fields, as sent (`ChatCompletionRequest.upstream_fields`)."""
 
     @property
     def previous(self) -> TurnKey | None:
@@ -122,6 +125,8 @@ class Choice:
     """"default_model" when the router could not decide."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Models left out because their circuit breaker is open, with the failure that opened it."""
+    excluded: dict[str, str] = field(default_factory=dict)
+    """Models left out because they cannot serve the request, and why."""
 
     def fallback_after(self, answered: str) -> str | None:
         """Why the answer did not come from the router's own pick: the decide step's reason, or
@@ -171,6 +176,7 @@ class TurnRouter:
         self.keys = KeyCache()
         self.breakers = ModelBreakers()
         """Per execution environment (see `breaker` for why not shared)."""
+        self.capabilities = CapabilityIndex(config)
 
     def authenticate(self, api_key: str) -> str:
         """Key hash of a valid key (cache, else one GetItem); 401 otherwise."""
@@ -190,7 +196,8 @@ class TurnRouter:
             reads = self.read_state(conversation, target, classification.request_type)
         implicit = self.read_implicit_feedback(reads, conversation.messages)
         with timer("decide"):
-            choice = self.decide(conversation, target, classification.request_type, reads)
+            need = requirements_of(conversation.messages, conversation.options)
+            choice = self.decide(conversation, target, classification.request_type, reads, need)
         with timer("upstream"):
             result = self.call(conversation, target, classification.request_type, choice)
         priced = self.price(target, result)
@@ -214,7 +221,7 @@ class TurnRouter:
             gate_passed=turn.gate_passed,
             implicit_feedback=implicit,
             timings_ms=timer.ms,
-            decision_log=self.decision_log(conversation, target, classification, choice, turn, result),
+            decision_log=self.decision_log(conversation, target, classification, choice, turn, result, need),
         )
 
     # ------------------------------------------------------------------ the steps, in order
@@ -254,6 +261,7 @@ class TurnRouter:
             index,
             temperature=request.temperature,
             max_tokens=request.output_limit(),
+            options=request.upstream_fields(),
         )
 
     @staticmethod
@@ -298,30 +306,52 @@ class TurnRouter:
             return None
         return self._queue_implicit_signal(reads.previous_turn, messages)
 
-    def decide(self, conversation: Conversation, target: Target, request_type: str, reads: ChatReads | None) -> Choice:
-        """Thompson-sample the router's models for this request type (`policy.decide`).
+    def decide(
+        self, conversation: Conversation, target: Target, request_type: str, reads: ChatReads | None, need: Requirements
+    ) -> Choice:
+        """Thompson-sample the router's models that can serve the request (`capabilities`,
+        `policy.decide`).
 
-        Models whose circuit breaker is open are left out (`breaker`), unless all are.
-        Failure policy: without state, or when sampling fails, the router's default model goes
-        first (fallback "default_model"); a direct model is simply called."""
+        Failure policy: no model can serve the request (tools to a model without tools, a
+        prompt beyond every context window...) → 400 naming what was asked. Models whose circuit
+        breaker is open are left out (`breaker`), unless all that can serve are. Without state,
+        or when sampling fails, the router's default model goes first (fallback "default_model")
+        if it can serve the request, else the first that can; a direct model is simply called."""
         router = target.router
+        able, excluded = self.capabilities.split(router.models if router else [target.name], need)
+        if not able:
+            message, param = refusal_message(target.name, need, excluded)
+            raise InvalidRequest(message, param=param, code="unsupported_by_models")
         if router is None:
-            return Choice(order=[target.name])
-        skipped = self.breakers.skipped(router.models)
-        if len(skipped) == len(router.models):
+            return Choice(order=able)
+        skipped = self.breakers.skipped(able)
+        if len(skipped) == len(able):
             skipped = {}  # every breaker open: decide as usual (never refuse what a model might answer)
+        candidates = [m for m in able if m not in skipped]
         if reads is None:
-            return Choice(order=policy.fallback_order(router, None), fallback="default_model", skipped=skipped)
+            return Choice(
+                order=policy.fallback_order(router, None, able),
+                fallback="default_model",
+                excluded=excluded,
+                skipped=skipped,
+            )
         try:
-            prompt_tokens = policy.estimate_prompt_tokens(conversation.messages)
-            arms = policy.build_arms(self.config, router, request_type, reads.cells, prompt_tokens)
             # The decision is made among the models whose breaker is not open, so its propensity is exact.
-            arms = [a for a in arms if a.model not in skipped]
+            arms = policy.build_arms(
+                self.config, router, request_type, reads.cells, need.prompt_tokens, models=candidates
+            )
             decision = policy.decide(router, arms, self.rng)
         except Exception:
             logger.exception("decision failed; routing to the default model")
-            return Choice(order=policy.fallback_order(router, None), fallback="default_model", skipped=skipped)
-        return Choice(order=policy.fallback_order(router, decision), decision=decision, skipped=skipped)
+            return Choice(
+                order=policy.fallback_order(router, None, able),
+                fallback="default_model",
+                excluded=excluded,
+                skipped=skipped,
+            )
+        return Choice(
+            order=policy.fallback_order(router, decision, able), decision=decision, excluded=excluded, skipped=skipped
+        )
 
     def call(self, conversation: Conversation, target: Target, request_type: str, choice: Choice) -> UpstreamResult:
         """Call the first model of the order (one retry on 429/5xx, then the next models).
@@ -334,6 +364,7 @@ class TurnRouter:
             max_tokens=conversation.max_tokens,
             request_type=request_type,
             seed=self.seed,
+            options=conversation.options,
         )
         order = self.breakers.admit(choice.order)
         attempts: tuple[Attempt, ...] = ()
@@ -457,11 +488,13 @@ class TurnRouter:
         choice: Choice,
         turn: RecordedTurn,
         result: UpstreamResult,
+        need: Requirements,
     ) -> dict[str, Any] | None:
-        """What the handler logs once per routed turn (off-policy evaluation); None without a decision."""
+        """What the handler logs once per routed turn (off-policy evaluation); None without a
+        decision. Models left out for what the request needs are listed with the reason."""
         if choice.decision is None:
             return None
-        return {
+        log: dict[str, Any] = {
             "router": target.router_name,
             **policy.decision_log(
                 classification.request_type, classification.rule, choice.decision, skipped=choice.skipped
@@ -470,21 +503,28 @@ class TurnRouter:
             "turn_id": turn.turn_id,
             "answered_by": result.model,
         }
+        if need.features or choice.excluded:
+            log["needs"] = need.log()
+        if choice.excluded:
+            log["excluded"] = dict(choice.excluded)
+        return log
 
     def _stored_text(self, conversation: Conversation, result: UpstreamResult) -> dict[str, Any] | None:
         if not self.config.store_prompts:
             return None
-        return {"prompt": conversation.messages[-1].get("content", ""), "answer": result.completion.text}
+        users = [m for m in conversation.messages if m.get("role") == "user"]
+        return {"prompt": message_text(users[-1]) if users else "", "answer": result.completion.text}
 
     def _queue_implicit_signal(self, previous: Turn, messages: list[dict[str, Any]]) -> ImplicitFeedback | None:
         """Read the new user message as feedback on `previous`; queue it when it counts."""
         if not previous.routed or previous.scored_source is not None or not previous.gate_passed:
             return None
-        user_texts = [message_text(m) for m in messages if m.get("role") == "user"]
-        follow_up = user_texts[-1] if user_texts else ""
-        # The request the previous answer replied to (never a later, unanswered message).
-        answered = answered_request_index(messages)
-        previous_user = message_text(messages[answered]) if answered is not None else None
+        # The follow-up is compared with the request the previous answer replied to, never with
+        # a later, unanswered message (a failed request sent again is a retry, not a verdict).
+        replied = follow_up_of_previous_answer(messages)
+        if replied is None:
+            return None  # tool results (an agent's loop) answer the previous turn, not the user
+        follow_up, previous_user = replied
         signal: Signal | None = detect_feedback(follow_up, previous_user)
         if signal is None:
             settings = self.config.routers.get(previous.router)

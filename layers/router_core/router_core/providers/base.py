@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from router_core.config import ModelConfig
@@ -30,7 +30,11 @@ _INVALID_REQUEST_STATUSES: frozenset[int] = frozenset({400, 422})
 class ChatParams:
     """One chat request as the router forwards it to a model.
 
-    `messages` are OpenAI-format messages exactly as the client sent them. `request_type` is the
+    `messages` are OpenAI-format messages exactly as the client sent them. `options` are the
+    client's other request fields as sent (tools, response_format, stop, top_p...; never
+    `model`, `messages` or `stream`): an OpenAI-compatible upstream receives them unchanged,
+    Bedrock maps the ones Converse has. `temperature` and `max_tokens` (the client's output
+    limit, from `max_completion_tokens` or `max_tokens`) are also given on their own. `request_type` is the
     router's classification and `seed` makes the simulated provider reproducible; real
     upstreams ignore both.
     """
@@ -40,6 +44,7 @@ class ChatParams:
     max_tokens: int | None = None
     request_type: str = "general"
     seed: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,12 @@ class Completion:
     Token counts are the upstream's own report; where the upstream reported none they are
     estimated (≈ 4 characters per token) and `usage_estimated` is True. `latency_ms` is the
     wall time of the upstream call in milliseconds.
+
+    `text` and `finish_reason` are the first choice's (what learning and storage read).
+    `choices` are the OpenAI-format choices as the client gets them (`index`, `message` with
+    `content`, `tool_calls`, `refusal`..., `finish_reason`, `logprobs`); empty means one plain
+    text choice built from `text`. `usage` is the upstream's own usage object, details
+    included, when it reported one; `system_fingerprint` and `service_tier` are passed on.
     """
 
     text: str
@@ -58,6 +69,17 @@ class Completion:
     upstream_model: str
     latency_ms: float
     usage_estimated: bool = False
+    choices: tuple[dict[str, Any], ...] = ()
+    usage: dict[str, Any] | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+
+    def response_choices(self) -> list[dict[str, Any]]:
+        """The choices as the client gets them (one text choice when the provider gave none)."""
+        if self.choices:
+            return [dict(c) for c in self.choices]
+        message = {"role": "assistant", "content": self.text}
+        return [{"index": 0, "message": message, "finish_reason": self.finish_reason, "logprobs": None}]
 
 
 class UpstreamError(Exception):

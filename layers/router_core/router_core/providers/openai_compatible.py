@@ -181,11 +181,7 @@ class OpenAICompatibleProvider:
         (connection refused/reset, key unreadable), client_error (other 4xx, with the
         upstream's message).
         """
-        body: dict[str, Any] = {"model": model.upstream_model, "messages": params.messages, "stream": False}
-        if params.temperature is not None:
-            body["temperature"] = params.temperature
-        if params.max_tokens is not None:
-            body["max_tokens"] = params.max_tokens
+        body = request_body(model, params)
         started = time.perf_counter()
         deadline = started + timeout_s
         key = self._keys.get()
@@ -226,28 +222,77 @@ class OpenAICompatibleProvider:
             raise UpstreamError("unavailable", f"{type(exc).__name__}: {_short(str(exc))}") from exc
 
 
+def request_body(model: ModelConfig, params: ChatParams) -> dict[str, Any]:
+    """The upstream body: the client's fields as sent (`params.options`), the model's id, the
+    messages, and `stream: false` (the router reads the whole answer)."""
+    body: dict[str, Any] = {**params.options, "model": model.upstream_model, "messages": params.messages}
+    body["stream"] = False
+    if params.temperature is not None and "temperature" not in body:
+        body["temperature"] = params.temperature
+    if params.max_tokens is not None and "max_tokens" not in body and "max_completion_tokens" not in body:
+        body["max_tokens"] = params.max_tokens
+    return body
+
+
 def _parse_completion(raw: bytes, model: ModelConfig, params: ChatParams, latency_ms: float, status: int) -> Completion:
     doc, choice = _first_choice(raw, status)
     text = content_text(_message_content(choice, status))
     finish = choice.get("finish_reason")
-    usage = doc.get("usage")
-    prompt_tokens = _count(usage.get("prompt_tokens")) if isinstance(usage, dict) else None
-    completion_tokens = _count(usage.get("completion_tokens")) if isinstance(usage, dict) else None
-    upstream_model = doc.get("model")
-    estimated = prompt_tokens is None or completion_tokens is None
-    if prompt_tokens is None or completion_tokens is None:
+    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else None
+    tokens = _reported_tokens(usage)
+    if tokens is None:
         # No usable usage report: estimate both sides the same way and say so.
-        prompt_tokens = estimate_tokens(messages_text(params.messages))
-        completion_tokens = estimate_tokens(text)
+        tokens = estimate_tokens(messages_text(params.messages)), estimate_tokens(text or _calls_text(choice))
+    upstream_model = doc.get("model")
     return Completion(
         text=text,
-        input_tokens=prompt_tokens,
-        output_tokens=completion_tokens,
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
         finish_reason=finish if isinstance(finish, str) and finish else "unknown",
         upstream_model=upstream_model if isinstance(upstream_model, str) and upstream_model else model.upstream_model,
         latency_ms=latency_ms,
-        usage_estimated=estimated,
+        usage_estimated=usage is None or _reported_tokens(usage) is None,
+        choices=tuple(_client_choice(i, c) for i, c in enumerate(doc["choices"]) if isinstance(c, dict)),
+        usage=usage if _reported_tokens(usage) is not None else None,
+        system_fingerprint=_text_field(doc, "system_fingerprint"),
+        service_tier=_text_field(doc, "service_tier"),
     )
+
+
+def _reported_tokens(usage: dict[str, Any] | None) -> tuple[int, int] | None:
+    """(prompt, completion) tokens as the upstream reported them, or None without a usable report."""
+    if usage is None:
+        return None
+    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    return None if prompt is None or completion is None else (prompt, completion)
+
+
+def _text_field(doc: dict[str, Any], name: str) -> str | None:
+    value = doc.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _client_choice(position: int, choice: dict[str, Any]) -> dict[str, Any]:
+    """One upstream choice as the client gets it: everything the upstream said (tool_calls,
+    refusal, annotations, audio, logprobs...), with the fields a client relies on present."""
+    message = dict(choice.get("message") or {})
+    message.setdefault("role", "assistant")
+    message.setdefault("content", None)
+    finish = choice.get("finish_reason")
+    return {
+        **choice,
+        "index": choice.get("index", position),
+        "message": message,
+        "finish_reason": finish if isinstance(finish, str) and finish else "stop",
+        "logprobs": choice.get("logprobs"),
+    }
+
+
+def _calls_text(choice: dict[str, Any]) -> str:
+    """The tool calls of a choice as text (only to estimate output tokens when usage is missing)."""
+    message = choice.get("message")
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    return json.dumps(calls) if calls else ""
 
 
 def _first_choice(raw: bytes, status: int) -> tuple[dict[str, Any], dict[str, Any]]:

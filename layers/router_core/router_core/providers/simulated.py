@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from router_core.capabilities import FEATURES, model_limits, requirements_of
 from router_core.config import ModelConfig, SimulatedProviderConfig
 from router_core.providers.base import (
     ChatParams,
@@ -254,7 +255,9 @@ class SimulatedProvider:
         return self._config.oracle.get(request_type, {}).get(model_name, self._config.default_quality)
 
     def complete(self, model: ModelConfig, params: ChatParams, timeout_s: float) -> Completion:
-        """An oracle-driven answer; raises UpstreamError(timeout) if the configured latency exceeds `timeout_s`."""
+        """An oracle-driven answer (tool calls, JSON and images included: see `_choice`); raises
+        UpstreamError(timeout) if the configured latency exceeds `timeout_s`, and a 400
+        client_error for what the model's declared capabilities exclude (as a real model would)."""
         started = time.perf_counter()
         delay_s = self._config.latency_ms / 1000.0
         if delay_s > timeout_s:
@@ -263,29 +266,54 @@ class SimulatedProvider:
         if delay_s > 0:
             self._sleep(delay_s)
         name = self.model_name(model)
+        _check_capabilities(name, model, params)
         rng = _rng(params, name)
-        latest_user = _latest(params.messages, "user")
-        verdict = self._judge(params.messages, latest_user)
-        finish = "stop"
-        if verdict is not None:
-            text = verdict
-        else:
-            satisfied = rng.random() < self.quality(name, params.request_type)
-            previous = _latest(params.messages, "assistant")
-            for _ in range(8):  # a draw equal to the previous answer is drawn again
-                body = _answer(rng, model.quality_tier, params.request_type, latest_user, satisfied)
-                text, finish = _fit(body, params.max_tokens, footer(name, satisfied))
-                if text != previous:
-                    break
+        n = params.options.get("n")
+        choices = [self._choice(index, rng, name, model, params) for index in range(n if isinstance(n, int) else 1)]
+        first = choices[0]["message"]
+        written = [c["message"].get("content") or json.dumps(c["message"].get("tool_calls")) for c in choices]
         return Completion(
-            text=text,
+            text=first.get("content") or "",
             input_tokens=estimate_tokens(messages_text(params.messages)),
-            output_tokens=estimate_tokens(text),
-            finish_reason=finish,
+            output_tokens=sum(estimate_tokens(w) for w in written),
+            finish_reason=choices[0]["finish_reason"],
             upstream_model=model.upstream_model,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             usage_estimated=False,
+            choices=tuple(choices),
         )
+
+    def _choice(
+        self, index: int, rng: random.Random, name: str, model: ModelConfig, params: ChatParams
+    ) -> dict[str, Any]:
+        """One choice: a judge's verdict; else a tool call (tools offered and either forced by
+        tool_choice, or `auto` and the user spoke last); else JSON for a json_object /
+        json_schema response format; else text from the oracle, ending with its footer."""
+        latest_user = _latest(params.messages, "user")
+        verdict = self._judge(params.messages, latest_user)
+        message: dict[str, Any] = {"role": "assistant", "content": verdict}
+        finish = "stop"
+        call = None if verdict is not None else _tool_call(params, rng, latest_user)
+        structured = None if verdict is not None or call else _structured(params.options, rng, latest_user)
+        if call is not None:
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            finish = "tool_calls"
+        elif structured is not None:
+            message["content"] = structured
+        elif verdict is None:
+            satisfied = rng.random() < self.quality(name, params.request_type)
+            previous = _latest(params.messages, "assistant")
+            lead = _lead(params.messages)
+            for _ in range(8):  # a draw equal to the previous answer is drawn again
+                body = lead + _answer(rng, model.quality_tier, params.request_type, latest_user, satisfied)
+                text, finish = _fit(body, params.max_tokens, footer(name, satisfied))
+                if text != previous:
+                    break
+            message["content"] = text
+        choice: dict[str, Any] = {"index": index, "message": message, "finish_reason": finish, "logprobs": None}
+        if params.options.get("logprobs") and message["content"]:
+            choice["logprobs"] = _logprobs(message["content"], params.options.get("top_logprobs") or 0, rng)
+        return choice
 
     @staticmethod
     def _judge(messages: list[dict[str, Any]], latest_user: str) -> str | None:
@@ -299,6 +327,139 @@ class SimulatedProvider:
         if satisfied:
             return f"PASS\nThe answer by {judged} addresses the request fully and correctly."
         return f"FAIL\nThe answer by {judged} misses what the request asked for."
+
+
+def _check_capabilities(name: str, model: ModelConfig, params: ChatParams) -> None:
+    """A 400 for what the model's declared capabilities exclude (tools, images, JSON schema...)."""
+    need = requirements_of(params.messages, params.options)
+    limits = model_limits(model, "simulated")
+    missing = [need.words(f) for f in FEATURES if f in need.features - limits.features]
+    if missing:
+        message = f"model {name} does not support {', '.join(missing)}"
+        raise UpstreamError("client_error", message, status=400, invalid_request=False)
+
+
+def _offered_tools(options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    tools = options.get("tools") or [{"type": "function", "function": f} for f in options.get("functions") or ()]
+    return [t["function"] for t in tools if isinstance(t, Mapping) and isinstance(t.get("function"), Mapping)]
+
+
+def _tool_call(params: ChatParams, rng: random.Random, request: str) -> dict[str, Any] | None:
+    """A call of one offered tool, or None: `tool_choice` none, or auto after a tool result."""
+    offered = _offered_tools(params.options)
+    choice = params.options.get("tool_choice", params.options.get("function_call", "auto"))
+    if not offered or choice == "none":
+        return None
+    if choice == "auto" and _last_speaker(params.messages) != "user":
+        return None  # the tool answered: now the model answers the user
+    function = offered[0]
+    if isinstance(choice, Mapping):
+        named = (choice.get("function") or {}).get("name") or choice.get("name")
+        function = next((f for f in offered if f.get("name") == named), function)
+    arguments = _example(function.get("parameters") or {"type": "object"}, rng, _topic(request), depth=0)
+    call_id = "call_" + "".join(rng.choice("0123456789abcdef") for _ in range(24))
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": function.get("name"), "arguments": json.dumps(arguments, ensure_ascii=False)},
+    }
+
+
+def _structured(options: Mapping[str, Any], rng: random.Random, request: str) -> str | None:
+    """JSON content for a json_object / json_schema response format (None for text)."""
+    response_format = options.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+    if kind == "json_object":
+        return json.dumps({"answer": f"About “{_topic(request)}”.", "confidence": round(rng.random(), 2)})
+    if kind == "json_schema":
+        schema = (response_format or {}).get("json_schema", {}).get("schema") or {"type": "object"}
+        return json.dumps(_example(schema, rng, _topic(request), depth=0), ensure_ascii=False)
+    return None
+
+
+def _example(schema: Any, rng: random.Random, topic: str, *, depth: int) -> Any:
+    """A value that fits a JSON schema (types, enums, consts, required properties, array
+    bounds, number bounds, anyOf/oneOf); local `$ref`s and deep nesting become empty objects."""
+    if not isinstance(schema, Mapping) or depth > 8 or "$ref" in schema:
+        return {}
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return rng.choice(list(schema["enum"]))
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return _example(schema[key][0], rng, topic, depth=depth + 1)
+    return _typed_example(schema, rng, topic, depth=depth)
+
+
+def _typed_example(schema: Mapping[str, Any], rng: random.Random, topic: str, *, depth: int) -> Any:
+    """A value of the schema's `type` (an object's properties and an array's items filled in)."""
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: _example(v, rng, topic, depth=depth + 1) for k, v in props.items()}
+    if kind == "array":
+        count = max(1, int(schema.get("minItems", 1)))
+        return [_example(schema.get("items") or {}, rng, topic, depth=depth + 1) for _ in range(count)]
+    return _scalar_example(kind, schema, rng, topic)
+
+
+def _scalar_example(kind: str, schema: Mapping[str, Any], rng: random.Random, topic: str) -> Any:
+    """A number, boolean, null or string that fits `schema`."""
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        high = schema.get("maximum", schema.get("exclusiveMaximum", low + 100))
+        value = rng.uniform(low, high)
+        return int(value) if kind == "integer" else round(value, 2)
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "null":
+        return None
+    if schema.get("format") == "date":
+        return "2026-01-15"
+    return topic[: schema.get("maxLength", 60)]
+
+
+def _last_speaker(messages: list[dict[str, Any]]) -> str | None:
+    """The role of the last message that is not a system or developer instruction."""
+    for message in reversed(messages):
+        role = message.get("role")
+        if role not in ("system", "developer"):
+            return str(role)
+    return None
+
+
+def _lead(messages: list[dict[str, Any]]) -> str:
+    """What the answer says first about images read and tool results used (empty otherwise)."""
+    lead = ""
+    images = sum(
+        1
+        for m in messages
+        if m.get("role") == "user" and isinstance(m.get("content"), list)
+        for p in m["content"]
+        if isinstance(p, Mapping) and p.get("type") == "image_url"
+    )
+    if images:
+        lead += f"I looked at the {images} image{'s' if images > 1 else ''} you sent. "
+    if _last_speaker(messages) == "tool":
+        lead += "Using the tool results: "
+    return lead
+
+
+def _logprobs(text: str, top: int, rng: random.Random) -> dict[str, Any]:
+    """OpenAI-shaped logprobs, one entry per word of `text` (the simulated model's 'tokens')."""
+    entries = []
+    for token in re.findall(r"\S+\s*", text)[:256]:
+        logprob = round(-rng.random() * 0.5, 4)
+        alternatives = [
+            {"token": f"{token.strip()}{i}", "logprob": round(logprob - 1 - i, 4), "bytes": None} for i in range(top)
+        ]
+        entries.append(
+            {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": alternatives}
+        )
+    return {"content": entries, "refusal": None}
 
 
 def _rng(params: ChatParams, model_name: str) -> random.Random:
