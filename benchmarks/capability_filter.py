@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from router_core.config import GatewayConfig, parse_config
 from router_core.policy import build_arms, decide, estimate_prompt_tokens
 
 import benchmarks  # noqa: F401  (puts the layer on the import path)
+from benchmarks._meta import run_meta
 from benchmarks.decision_overhead import (
     CATALOGUE,
     ROUTER,
@@ -192,14 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "decision_us": decision,
         "goal": {"filter_p50_us": GOAL_P50_US},
         "meets_goal": meets_goal,
-        "meta": {
-            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-            "elapsed_seconds": round(time.perf_counter() - started, 1),
-        },
+        "meta": run_meta(started),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

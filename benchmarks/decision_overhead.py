@@ -24,13 +24,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +39,7 @@ from router_core.policy import build_arms, decide, estimate_prompt_tokens
 from router_core.store import CellCounters
 
 import benchmarks  # noqa: F401  (puts the layer on the import path)
+from benchmarks._meta import run_meta
 from tools.corpus import PROMPTS, opening_messages
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decision_overhead.json"
@@ -206,14 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results_us": results,
         "goal": {"decision_p99_us": GOAL_P99_US},
         "meets_goal": meets_goal,
-        "meta": {
-            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-            "elapsed_seconds": round(time.perf_counter() - started, 1),
-        },
+        "meta": run_meta(started),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
