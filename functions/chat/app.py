@@ -46,6 +46,9 @@ def chat(
     metrics.add_metric(name="CostUSD", unit=MetricUnit.NoUnit, value=round(turn.cost_usd, 9))
     if turn.fallback:
         metrics.add_metric(name="Fallbacks", unit=MetricUnit.Count, value=1)
+    if turn.implicit_feedback is not None and not turn.implicit_feedback.queued:
+        # The queue refused the signal about the previous turn: never lost silently.
+        metrics.add_metric(name="ImplicitSignalsDropped", unit=MetricUnit.Count, value=1)
     # The decision rides on the metrics line: one log record per request (ingestion is billed per GB).
     metrics.add_metadata(key="decision", value=turn.decision_log or {"fallback": turn.fallback, "model": turn.model})
     if request.stream:

@@ -42,3 +42,26 @@ def test_a_request_without_metrics_does_not_warn(stack: Stack) -> None:
             == 404
         )
     assert not [w for w in seen if "No application metrics" in str(w.message)]
+
+
+def test_a_signal_the_queue_refused_is_counted_never_dropped_silently(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from router_core.store import RouterStore
+
+    first = stack.chat_request({"model": "smart-cheap-router", "messages": five_message_conversation(CODE_PROMPT)})
+    messages = [*five_message_conversation(CODE_PROMPT), {"role": "assistant", "content": "def merge(a, b): ..."}]
+    messages.append({"role": "user", "content": "thanks, that works! now the inverse, please"})
+
+    def refuse(self: RouterStore, message: object) -> None:
+        raise RuntimeError("the queue is unavailable")
+
+    monkeypatch.setattr(RouterStore, "enqueue_signal", refuse)
+    capsys.readouterr()
+    second = stack.chat_request(
+        {"model": "smart-cheap-router", "messages": messages}, session=first["headers"]["x-router-session-id"]
+    )
+    assert second["statusCode"] == 200  # the answer is unaffected
+    assert "implicit_feedback" not in json.loads(second["body"])["router"]  # not reported as queued
+    (emf,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert emf["ImplicitSignalsDropped"] == [1.0]

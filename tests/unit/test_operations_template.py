@@ -63,6 +63,7 @@ def test_every_alarm_is_pinned() -> None:
         "SignalDeadLetterAlarm",
         "Api5xxRateAlarm",
         "FallbackRateAlarm",
+        "ImplicitSignalsDroppedAlarm",
         "TableThrottleAlarm",
         *(f"{fn}{kind}Alarm" for fn in FUNCTIONS for kind in ("Errors", "Throttles")),
     }
@@ -89,6 +90,14 @@ def test_every_alarm_is_pinned() -> None:
     assert {k: v[1] for k, v in math_inputs(fallback).items()} == {"fallbacks": "Fallbacks", "routed": "RoutedTurns"}
     assert returned_expression(fallback) == "IF(routed >= 20, 100 * FILL(fallbacks, 0) / routed, 0)"
     assert (fallback["Threshold"], fallback["EvaluationPeriods"], fallback["DatapointsToAlarm"]) == (10, 2, 2)
+
+    dropped = a["ImplicitSignalsDroppedAlarm"]
+    assert single_metric(dropped) == ("AdaptiveRouter", "ImplicitSignalsDropped", {"service": "adaptive-router"})
+    assert (dropped["Statistic"], dropped["Threshold"], dropped["ComparisonOperator"]) == (
+        "Sum",
+        0,
+        "GreaterThanThreshold",
+    )
 
     table = a["TableThrottleAlarm"]
     assert math_inputs(table) == {

@@ -48,7 +48,7 @@ def router_facts(turn: RoutedTurn) -> dict[str, Any]:
             "passed": turn.gate_passed,
         },
     }
-    if turn.implicit_feedback is not None:
+    if turn.implicit_feedback is not None and turn.implicit_feedback.queued:
         facts["implicit_feedback"] = {
             "turn_id": turn.implicit_feedback.turn_id,
             "kind": turn.implicit_feedback.kind,

@@ -57,6 +57,8 @@ class ImplicitFeedback:
     turn_id: str
     kind: str
     reward: float
+    queued: bool = True
+    """False when the queue refused it: the signal is lost (the handler counts it), the answer is not."""
 
 
 @dataclass
@@ -548,5 +550,5 @@ class TurnRouter:
             )
         except Exception:
             logger.exception("queueing an implicit signal failed (signal dropped, answer unaffected)")
-            return None
+            return ImplicitFeedback(previous.key.turn_id, signal.kind, signal.reward, queued=False)
         return ImplicitFeedback(turn_id=previous.key.turn_id, kind=signal.kind, reward=signal.reward)
