@@ -30,9 +30,7 @@ _recorder: Recorder | None = None
 class Recorder(Protocol):
     """Sees every moto call under the lock (the journal); see `persistence.Recorder`."""
 
-    def apply(self, event_name: str, request: Any, call: Callable[[], Any]) -> tuple[Any, int | None]: ...
-
-    def wait_durable(self, sequence: int) -> None: ...
+    def apply(self, event_name: str, request: Any, call: Callable[[], Any]) -> Any: ...
 
 
 FAKE_ACCESS_KEY_ID = "AKIAMOTOLOCALSTACK00"
@@ -101,17 +99,12 @@ def patch_moto_lock() -> None:
     original = BotocoreStubber.__call__
 
     def locked_call(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
-        sequence = None
         with MOTO_LOCK:
             recorder = _recorder
             if recorder is None:
                 response = original(self, event_name, request, **kwargs)
             else:
-                response, sequence = recorder.apply(
-                    event_name, request, lambda: original(self, event_name, request, **kwargs)
-                )
-        if sequence is not None and recorder is not None:
-            recorder.wait_durable(sequence)  # on disk before anyone is told it happened
+                response = recorder.apply(event_name, request, lambda: original(self, event_name, request, **kwargs))
         for listener in list(_listeners):
             listener(event_name)
         return response

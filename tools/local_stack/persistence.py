@@ -3,8 +3,9 @@
 Every call that changes DynamoDB or SQS state passes through one hook under the moto lock
 (`aws.set_recorder`). A successful DynamoDB write is journaled as the request itself; an SQS
 call is journaled as the messages it added and removed (sends, deletes, moves to the
-dead-letter queue). The record is fsynced (group commit) before the call returns, so a write
-acknowledged to any client survives SIGTERM, `kill -9` or a crash.
+dead-letter queue). Before the API answers any client, every record appended so far is
+fsynced (`DurableState.barrier`, group commit), so a write acknowledged to any client survives
+SIGTERM, `kill -9` or a crash.
 
 At start, `<state dir>/state.json` (the snapshot) is loaded straight into moto's backends and
 the journal segments written after it are replayed, in order, through moto's own request
@@ -268,39 +269,38 @@ def _bulk_allocation() -> Iterator[None]:
 class Recorder:
     """Journals each state change under the moto lock (see `aws.set_recorder`).
 
-    `sync_each_write`: each call returns only once its record is on disk. Without it, records
-    are written at once and made durable by `DurableState.barrier`, which the API calls before
-    it answers a client: one fsync per acknowledged response instead of one per write, and the
-    same promise (a response is only sent once everything it could depend on is on disk).
+    Records are written at once, in the order moto applied them, and made durable by
+    `DurableState.barrier`, which the API calls before it answers a client: one fsync per
+    acknowledged response instead of one per write, and a response is only sent once everything
+    it could depend on is on disk.
     """
 
-    def __init__(self, journal: Journal, queues: list[QueueInfo], region: str, *, sync_each_write: bool) -> None:
+    def __init__(self, journal: Journal, queues: list[QueueInfo], region: str) -> None:
         self.journal = journal
-        self._sync_each_write = sync_each_write
         self._queue_names = [q.name for q in queues]
         self._region = region
 
-    def apply(self, event_name: str, request: Any, call: Callable[[], Any]) -> tuple[Any, int | None]:
-        """Run `call` (the moto call) and journal what it changed; (response, record sequence)."""
+    def apply(self, event_name: str, request: Any, call: Callable[[], Any]) -> Any:
+        """Run `call` (the moto call), journal what it changed, return its response."""
         _, _, rest = event_name.partition("before-send.")
         service, _, op = rest.partition(".")
         if service == "dynamodb":
             response = call()
-            if op not in DYNAMODB_WRITES or response is None or response.status_code != 200:
-                return response, None
-            body = request.body
-            text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body or "")
-            return response, self.journal.append({"t": "ddb", "op": op, "body": text})
+            if op in DYNAMODB_WRITES and response is not None and response.status_code == 200:
+                body = request.body
+                text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body or "")
+                self.journal.append({"t": "ddb", "op": op, "body": text})
+            return response
         if service == "sqs" and op not in SQS_READ_ONLY:
             before = self._messages()
             response = call()
             after = self._messages()
             put = [(name, _message_record(m)) for (name, mid), m in after.items() if (name, mid) not in before]
             gone = [[name, mid] for (name, mid) in before if (name, mid) not in after]
-            if not put and not gone:
-                return response, None
-            return response, self.journal.append({"t": "sqs", "put": put, "del": gone})
-        return call(), None
+            if put or gone:
+                self.journal.append({"t": "sqs", "put": put, "del": gone})
+            return response
+        return call()
 
     def _messages(self) -> dict[tuple[str, str], Any]:
         sqs = _sqs_backend(self._region)
@@ -311,10 +311,6 @@ class Recorder:
                 for message in queue._messages:
                     out[(name, message.id)] = message
         return out
-
-    def wait_durable(self, sequence: int) -> None:
-        if self._sync_each_write:
-            self.journal.wait_durable(sequence)
 
 
 @dataclass
@@ -389,7 +385,7 @@ class DurableState:
         self._journal = Journal(
             self.journal_dir, first_segment=first, segment_bytes=self._segment_bytes, fsync=self._fsync
         )
-        self._recorder = Recorder(self._journal, self._queues, self._region, sync_each_write=False)
+        self._recorder = Recorder(self._journal, self._queues, self._region)
         aws.set_recorder(self._recorder)
         self._thread = threading.Thread(target=self._run, name="compaction", daemon=True)
         self._thread.start()
@@ -443,11 +439,9 @@ class DurableState:
                 closed = self._journal.rotate()
             started = time.perf_counter()
             started_monotonic = time.monotonic()
-            env = dict(os.environ)
             result = subprocess.run(
                 [sys.executable, "-m", "tools.local_stack.compact", str(self.state_dir), str(closed)],
                 cwd=Path(__file__).resolve().parents[2],
-                env=env,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,

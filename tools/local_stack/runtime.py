@@ -280,10 +280,6 @@ class LocalFunction:
             f"(expected {base.with_suffix('.py').name})"
         )
 
-    @property
-    def environments(self) -> int:
-        return self._count
-
     def load(self) -> None:
         """Start the first environment (a cold start); raises RuntimeError if its init fails."""
         with self._available:
