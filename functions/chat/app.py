@@ -1,6 +1,8 @@
 """POST /v1/chat/completions and GET /v1/models: a thin Powertools adapter over router_core."""
 
+import base64
 import warnings
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -67,3 +69,20 @@ def models(authorization: Annotated[str | None, Header()] = None) -> dict[str, A
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+def stream_handler(event: dict[str, Any], context: LambdaContext) -> Iterator[dict[str, Any] | str]:
+    """The streaming entry (Function URL in RESPONSE_STREAM mode, behind `stream_server`).
+
+    Takes the same HTTP API v2.0 event as `lambda_handler` and yields the response head first,
+    `{"statusCode": int, "headers": {name: value}}`, then the body as text pieces, each to be
+    sent to the client as soon as it is yielded. Closing the generator early (the client went
+    away) ends the request: whatever the turn produced so far is recorded.
+    """
+    result = lambda_handler(event, context)
+    yield {"statusCode": int(result.get("statusCode", 200)), "headers": dict(result.get("headers") or {})}
+    body = result.get("body") or ""
+    if result.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode("utf-8")
+    if body:
+        yield body
