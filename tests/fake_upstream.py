@@ -7,7 +7,10 @@
         assert upstream.count("m-primary") == 2
 
 Behaviours: ok, slow (sleep N s, then ok), any status with an OpenAI-style error body (500,
-400, 401...), 429 with Retry-After, malformed JSON, connection closed without an answer. A
+400, 401...), 429 with Retry-After, malformed JSON, connection closed without an answer, and a
+streamed answer (`streamed`: SSE pieces some time apart, optionally broken by an error event or
+a cut connection). A request with `stream: true` answered `ok` gets its text as SSE, word by
+word, as an OpenAI server would. A
 behaviour applies to every request for one `model` (or to all models), and `script` queues
 one-shot behaviours that are used first, in order. Every request is recorded (path, headers,
 JSON body, client port). `api_key` makes the server demand `Authorization: Bearer <key>`.
@@ -26,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
 
-BehaviourKind = Literal["ok", "slow", "status", "malformed", "close", "document"]
+BehaviourKind = Literal["ok", "slow", "status", "malformed", "close", "document", "stream"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,16 @@ class Behaviour:
     headers: tuple[tuple[str, str], ...] = ()
     document: Any = None
     """For `answer`: the response fields (choices, usage, system_fingerprint...) sent as given."""
+    pieces: tuple[str, ...] = ()
+    """For `streamed`: the content deltas, in order."""
+    interval_s: float = 0.0
+    """For `streamed`: the pause before each piece after the first."""
+    fail_after: int | None = None
+    """For `streamed`: after this many pieces, an `error` event instead of the rest."""
+    cut_after: int | None = None
+    """For `streamed`: after this many pieces, the connection is closed mid-stream."""
+    tool_call: Any = None
+    """For `streamed`: a tool call (id, name, arguments) streamed after the pieces."""
 
     @classmethod
     def answer(
@@ -63,6 +76,31 @@ class Behaviour:
         document: dict[str, Any] = {"choices": [choice], **fields}
         document["usage"] = usage or {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
         return cls("document", document=document)
+
+    @classmethod
+    def streamed(
+        cls,
+        pieces: list[str],
+        *,
+        interval_s: float = 0.0,
+        usage: bool = True,
+        first_delay_s: float = 0.0,
+        fail_after: int | None = None,
+        cut_after: int | None = None,
+        tool_call: dict[str, str] | None = None,
+    ) -> Behaviour:
+        """Answer `stream: true` requests as SSE: a role chunk after `first_delay_s`, the pieces
+        `interval_s` apart, a finish chunk and (with `usage`) a usage chunk, then [DONE]."""
+        return cls(
+            "stream",
+            pieces=tuple(pieces),
+            interval_s=interval_s,
+            delay_s=first_delay_s,
+            usage=usage,
+            fail_after=fail_after,
+            cut_after=cut_after,
+            tool_call=tool_call,
+        )
 
     @classmethod
     def ok(cls, text: str | None = None, *, usage: bool = True) -> Behaviour:
@@ -310,6 +348,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         text = behaviour.text if behaviour.text is not None else f"fake answer {number} from {model}"
+        if behaviour.kind == "stream" or body.get("stream") is True:
+            if behaviour.kind != "stream":
+                words = text.split(" ")
+                behaviour = Behaviour.streamed([w + " " for w in words[:-1]] + words[-1:], usage=behaviour.usage)
+            self._stream(behaviour, body, number)
+            return
         prompt_chars = sum(len(str(m.get("content", ""))) for m in body["messages"] if isinstance(m, dict))
         answer: dict[str, Any] = {
             "id": f"chatcmpl-fake-{number}",
@@ -338,3 +382,58 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+    def _stream(self, behaviour: Behaviour, body: dict[str, Any], number: int) -> None:
+        """An OpenAI-style SSE answer (see `Behaviour.streamed`), flushed event by event."""
+        stopping = self.server.upstream._stopping
+        if behaviour.delay_s and stopping.wait(behaviour.delay_s):
+            self.close_connection = True
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        base = {"id": f"chatcmpl-fake-{number}", "object": "chat.completion.chunk", "created": int(time.time())}
+        base["model"] = str(body.get("model", "fake-model"))
+
+        def event(payload: Any) -> None:
+            data = payload if isinstance(payload, str) else json.dumps(payload)
+            self.wfile.write(f"data: {data}\n\n".encode())
+            self.wfile.flush()
+
+        def delta(content: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {**base, "choices": [{"index": 0, "delta": content, "finish_reason": finish, "logprobs": None}]}
+
+        try:
+            event(delta({"role": "assistant", "content": ""}))
+            for position, piece in enumerate(behaviour.pieces):
+                if position and behaviour.interval_s and stopping.wait(behaviour.interval_s):
+                    return
+                if behaviour.fail_after is not None and position == behaviour.fail_after:
+                    event({"error": {"message": "the fake upstream broke mid-stream", "type": "server_error"}})
+                    return
+                if behaviour.cut_after is not None and position == behaviour.cut_after:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                event(delta({"content": piece}))
+            finish = "stop"
+            if behaviour.tool_call is not None:
+                call = behaviour.tool_call
+                opening = {"index": 0, "id": call["id"], "type": "function"}
+                event(delta({"tool_calls": [{**opening, "function": {"name": call["name"], "arguments": ""}}]}))
+                arguments = call["arguments"]
+                half = len(arguments) // 2
+                for part in (arguments[:half], arguments[half:]):
+                    event(delta({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
+                finish = "tool_calls"
+            event(delta({}, finish))
+            options = body.get("stream_options") or {}
+            if behaviour.usage and options.get("include_usage"):
+                produced = max(1, sum(len(p) for p in behaviour.pieces) // 4)
+                usage = {"prompt_tokens": 11, "completion_tokens": produced, "total_tokens": 11 + produced}
+                event({**base, "choices": [], "usage": usage})
+            event("[DONE]")
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the router closed the stream (its client went away)

@@ -51,7 +51,11 @@ class SimulatedProviderConfig(_Strict):
     default_quality: Probability = 0.7
     """P(answer satisfies) for (type, model) pairs missing from the oracle."""
     latency_ms: Annotated[float, Field(ge=0.0, le=20_000.0)] = 0.0
-    """Simulated model latency, milliseconds (0 = answer at once)."""
+    """Simulated model latency, milliseconds (0 = answer at once); streamed: the time to the first chunk."""
+    stream_interval_ms: Annotated[float, Field(ge=0.0, le=5_000.0)] = 0.0
+    """Streamed answers: pause between two content chunks, milliseconds (a model's pace)."""
+    stream_piece_chars: Annotated[int, Field(ge=1, le=10_000)] = 16
+    """Streamed answers: characters per content chunk (about four tokens)."""
 
 
 class OpenAICompatibleProviderConfig(_Strict):

@@ -72,6 +72,12 @@ def apply_feedback(
             )
         if not turn.routed:
             raise Conflict("this turn named a model directly, so the router did not choose it", code="not_routed")
+        if turn.outcome == "failed":
+            raise Conflict(
+                "this answer's stream broke before it ended (an upstream failure, not the model's answer), "
+                "so it cannot be rated",
+                code="turn_failed",
+            )
         if turn.scored_source == "explicit":
             raise Conflict("this turn already has explicit feedback", code="already_scored")
         if not turn.gate_passed:

@@ -7,10 +7,11 @@ import time
 from typing import Any
 
 from router_core.config import GatewayConfig
-from router_core.turns import RoutedTurn
+from router_core.providers.chunks import choice_deltas, usage_of
+from router_core.turns import RoutedTurn, TurnStream
 
 
-def router_headers(turn: RoutedTurn) -> dict[str, str]:
+def router_headers(turn: RoutedTurn | TurnStream) -> dict[str, str]:
     """The x-router-* headers (exposed through CORS) and a Server-Timing breakdown."""
     headers = {
         "x-router-model": turn.model,
@@ -48,6 +49,8 @@ def router_facts(turn: RoutedTurn) -> dict[str, Any]:
             "passed": turn.gate_passed,
         },
     }
+    if turn.outcome != "completed":
+        facts["outcome"] = turn.outcome
     if turn.implicit_feedback is not None and turn.implicit_feedback.queued:
         facts["implicit_feedback"] = {
             "turn_id": turn.implicit_feedback.turn_id,
@@ -57,20 +60,17 @@ def router_facts(turn: RoutedTurn) -> dict[str, Any]:
     return facts
 
 
+def chunk_id(turn_or_session_id: str) -> str:
+    """The response id: `chatcmpl-` and the turn id (the session id without one)."""
+    return "chatcmpl-" + turn_or_session_id.replace(".", "-")
+
+
 def _ids(turn: RoutedTurn) -> tuple[str, int]:
-    return "chatcmpl-" + (turn.turn_id or turn.session_id).replace(".", "-"), int(time.time())
+    return chunk_id(turn.turn_id or turn.session_id), int(time.time())
 
 
 def _usage(turn: RoutedTurn) -> dict[str, Any]:
-    """The upstream's own usage object (details included) when it reported one, else the counts."""
-    c = turn.result.completion
-    if c.usage is not None:
-        return dict(c.usage)
-    return {
-        "prompt_tokens": c.input_tokens,
-        "completion_tokens": c.output_tokens,
-        "total_tokens": c.input_tokens + c.output_tokens,
-    }
+    return usage_of(turn.result.completion)
 
 
 def _upstream_facts(turn: RoutedTurn) -> dict[str, Any]:
@@ -115,41 +115,16 @@ def sse_body(turn: RoutedTurn, *, include_usage: bool = False) -> str:
     choices = turn.result.completion.response_choices()
     chunks: list[dict[str, Any]] = []
     for choice in choices:
-        chunks += [{**base, "choices": [delta]} for delta in _choice_deltas(choice)]
+        chunks += [{**base, "choices": [delta]} for delta in choice_deltas(choice)]
     chunks[-1]["router"] = router_facts(turn)
     if include_usage:
         chunks.append({**base, "choices": [], "usage": _usage(turn)})
-    return "".join(f"data: {json.dumps(ch)}\n\n" for ch in chunks) + "data: [DONE]\n\n"
+    return "".join(sse_event(ch) for ch in chunks) + sse_event("[DONE]")
 
 
-def _choice_deltas(choice: dict[str, Any]) -> list[dict[str, Any]]:
-    """One choice as its stream of chunk choices (`delta`s), ending with its finish_reason."""
-    index = choice.get("index", 0)
-    message = choice.get("message") or {}
-
-    def delta(body: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        return {"index": index, "delta": body, "logprobs": None, "finish_reason": None, **extra}
-
-    out = [delta({"role": "assistant", "content": ""})]
-    content = message.get("content")
-    if isinstance(content, list):
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    if content:
-        out.append(delta({"content": content}, logprobs=choice.get("logprobs")))
-    if message.get("refusal"):
-        out.append(delta({"refusal": message["refusal"]}))
-    for position, call in enumerate(message.get("tool_calls") or ()):
-        function = call.get("function") or {}
-        opening = {"index": position, "id": call.get("id"), "type": call.get("type", "function")}
-        opening["function"] = {"name": function.get("name"), "arguments": ""}
-        out.append(delta({"tool_calls": [opening]}))
-        arguments = function.get("arguments")
-        if arguments:
-            out.append(delta({"tool_calls": [{"index": position, "function": {"arguments": arguments}}]}))
-    if message.get("function_call"):
-        out.append(delta({"function_call": message["function_call"]}))
-    out.append(delta({}, finish_reason=choice.get("finish_reason")))
-    return out
+def sse_event(payload: dict[str, Any] | str) -> str:
+    """One server-sent event carrying `payload` (a chunk, an error, or "[DONE]")."""
+    return f"data: {payload if isinstance(payload, str) else json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
 def models_body(config: GatewayConfig) -> dict[str, Any]:

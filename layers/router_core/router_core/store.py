@@ -206,6 +206,9 @@ class Turn:
     """When the turn was scored (store clock): an override takes out what is left of `reward`."""
     scored_shard: int | None = None
     """The cell shard its reward went to: an override corrects that shard."""
+    outcome: str = "completed"
+    """"completed", or for a streamed answer "stopped" (the client went away) or "failed" (the
+    upstream broke mid-stream: never scored). Stored only when not "completed"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,6 +468,8 @@ class RouterStore:
         }
         if propensity is not None:
             item["propensity"] = _n(round(propensity, 6))
+        if turn.outcome != "completed":
+            item["outcome"] = _s(turn.outcome)
         for k, v in (extra or {}).items():
             item[k] = _s(str(v))
         self._call("PutItem", TableName=self.table_name, Item=item)
@@ -887,6 +892,7 @@ def _turn_from_item(plain: Mapping[str, Any], key: TurnKey) -> Turn | None:
         reward=(float(plain["reward"]) if "reward" in plain else None),
         scored_at=(float(plain["scored_at"]) if "scored_at" in plain else None),
         scored_shard=(int(plain["scored_shard"]) if "scored_shard" in plain else None),
+        outcome=str(plain.get("outcome", "completed")),
     )
 
 

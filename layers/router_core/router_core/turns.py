@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 from router_core import policy
 from router_core.api import ChatCompletionRequest, check_session_id
@@ -32,6 +32,7 @@ from router_core.forgetting import half_life_seconds
 from router_core.keys import KeyCache, hash_key, require_active
 from router_core.pricing import TurnCost, turn_cost
 from router_core.providers import ChatParams, UpstreamError
+from router_core.providers.chunks import ChunkAccumulator, usage_of
 from router_core.signals import (
     Signal,
     conversation_length,
@@ -42,12 +43,22 @@ from router_core.signals import (
 )
 from router_core.signals_queue import SignalMessage
 from router_core.store import ChatReads, RouterStore, Turn, TurnKey
-from router_core.upstream import AllUpstreamsFailed, Attempt, UpstreamResult, call_with_fallback
+from router_core.upstream import (
+    AllUpstreamsFailed,
+    Attempt,
+    OpenedStream,
+    UpstreamResult,
+    call_with_fallback,
+    open_stream,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_TURN_INDEX = 999_999
 """Assistant messages one conversation may hold (turn keys carry the index as 6 digits)."""
+STREAM_END_MARGIN_S = 2.0
+"""A stream is ended this long (plus one upstream read timeout) before the execution
+environment's time runs out, so its turn is still recorded."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,8 @@ class RoutedTurn:
     timings_ms: dict[str, float] = field(default_factory=dict)
     decision_log: dict[str, Any] | None = None
     """Candidates, sampled values, scores and propensity: logged once per turn for off-policy evaluation."""
+    outcome: str = "completed"
+    """"completed"; for a stream also "stopped" (the client went away) or "failed" (the upstream broke)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,21 @@ class RecordedTurn:
     conversation_messages: int
 
 
+@dataclass
+class Plan:
+    """What the steps before the model call established (`TurnRouter.prepare`)."""
+
+    timer: StepTimer
+    target: Target
+    conversation: Conversation
+    classification: Classification
+    reads: ChatReads | None
+    implicit: ImplicitFeedback | None
+    need: Requirements
+    choice: Choice
+    params: ChatParams
+
+
 class StepTimer:
     """Wall time per step, milliseconds (Server-Timing); a step timed twice adds up."""
 
@@ -189,6 +217,34 @@ class TurnRouter:
 
     def route_turn(self, request: ChatCompletionRequest, api_key: str, session_header: str | None) -> RoutedTurn:
         """Answer one chat request; raises RouterError subclasses for client-visible failures."""
+        plan = self.prepare(request, api_key, session_header)
+        with plan.timer("upstream"):
+            result = self.call(plan.target, plan.choice, self.admitted(plan), plan.params)
+        return self.conclude(plan, result, self.new_turn_key(plan.conversation))
+
+    def stream_turn(
+        self,
+        request: ChatCompletionRequest,
+        api_key: str,
+        session_header: str | None,
+        *,
+        time_left_s: float | None = None,
+    ) -> TurnStream:
+        """Start a streamed answer: every step up to the model's first chunk (retries and
+        fallback included: nothing has reached the client yet), then a `TurnStream` that relays
+        the rest and records the turn when it ends. `time_left_s` is what the execution
+        environment has left; the stream is ended (as failed) before that runs out."""
+        plan = self.prepare(request, api_key, session_header)
+        with plan.timer("upstream"):
+            opened = self.call(plan.target, plan.choice, self.admitted(plan), plan.params, stream=True)
+        stop_at = None
+        if time_left_s is not None:
+            stop_at = time.monotonic() + time_left_s - self.config.upstream_timeout_seconds - STREAM_END_MARGIN_S
+        return TurnStream(self, plan, opened, self.new_turn_key(plan.conversation), stop_at=stop_at)
+
+    def prepare(self, request: ChatCompletionRequest, api_key: str, session_header: str | None) -> Plan:
+        """The steps before the model is called: target, conversation, classify, read state,
+        read implicit feedback, decide."""
         timer = StepTimer()
         target = self.target(request, api_key)
         conversation = self.conversation(request, api_key, session_header)
@@ -200,31 +256,51 @@ class TurnRouter:
         with timer("decide"):
             need = requirements_of(conversation.messages, conversation.options)
             choice = self.decide(conversation, target, classification.request_type, reads, need)
-        with timer("upstream"):
-            result = self.call(conversation, target, classification.request_type, choice)
-        priced = self.price(target, result)
-        with timer("dynamodb"):
-            turn = self.record(conversation, target, classification.request_type, choice, result, priced)
-            self.compact(target, reads)
-        return RoutedTurn(
-            router=target.router_name,
-            model=result.model,
+        params = ChatParams(
+            messages=conversation.messages,
+            temperature=conversation.temperature,
+            max_tokens=conversation.max_tokens,
             request_type=classification.request_type,
-            classification_rule=classification.rule,
-            session_id=conversation.session_id,
+            seed=self.seed,
+            options=conversation.options,
+        )
+        return Plan(timer, target, conversation, classification, reads, implicit, need, choice, params)
+
+    def conclude(self, plan: Plan, result: UpstreamResult, key: TurnKey, outcome: str = "completed") -> RoutedTurn:
+        """The steps after the answer: price, record, compact; the turn as the handler reports it."""
+        priced = self.price(plan.target, result)
+        with plan.timer("dynamodb"):
+            turn = self.record(plan, result, priced, key, outcome)
+            self.compact(plan.target, plan.reads)
+        return RoutedTurn(
+            router=plan.target.router_name,
+            model=result.model,
+            request_type=plan.classification.request_type,
+            classification_rule=plan.classification.rule,
+            session_id=plan.conversation.session_id,
             turn_id=turn.turn_id,
             propensity=turn.propensity,
-            fallback=choice.fallback_after(result.model),
+            fallback=plan.choice.fallback_after(result.model),
             result=result,
             cost_usd=priced.actual_usd,
             baseline_usd=priced.baseline_usd,
             gate_messages=turn.conversation_messages,
-            gate_required=target.router.signal_gate_min_messages if target.router else 0,
+            gate_required=plan.target.router.signal_gate_min_messages if plan.target.router else 0,
             gate_passed=turn.gate_passed,
-            implicit_feedback=implicit,
-            timings_ms=timer.ms,
-            decision_log=self.decision_log(conversation, target, classification, choice, turn, result, need),
+            implicit_feedback=plan.implicit,
+            timings_ms=plan.timer.ms,
+            decision_log=self.decision_log(plan, turn, result),
+            outcome=outcome,
         )
+
+    @staticmethod
+    def new_turn_key(conversation: Conversation) -> TurnKey:
+        """This turn's key; its id is known before the answer (a stream's head carries it)."""
+        return TurnKey(conversation.key_hash, conversation.session_id, conversation.index, secrets.token_hex(4))
+
+    def admitted(self, plan: Plan) -> list[str]:
+        """The decision's order, less the models whose circuit breaker is open (`breaker`)."""
+        return self.breakers.admit(plan.choice.order)
 
     # ------------------------------------------------------------------ the steps, in order
 
@@ -355,24 +431,34 @@ class TurnRouter:
             order=policy.fallback_order(router, decision, able), decision=decision, excluded=excluded, skipped=skipped
         )
 
-    def call(self, conversation: Conversation, target: Target, request_type: str, choice: Choice) -> UpstreamResult:
-        """Call the first model of the order (one retry on 429/5xx, then the next models).
+    @overload
+    def call(
+        self, target: Target, choice: Choice, order: list[str], params: ChatParams, *, stream: Literal[False] = False
+    ) -> UpstreamResult: ...
+
+    @overload
+    def call(
+        self, target: Target, choice: Choice, order: list[str], params: ChatParams, *, stream: Literal[True]
+    ) -> OpenedStream: ...
+
+    def call(
+        self, target: Target, choice: Choice, order: list[str], params: ChatParams, *, stream: bool = False
+    ) -> UpstreamResult | OpenedStream:
+        """Call the first model of the order (one retry on 429/5xx, then the next models); for a
+        stream, until its first chunk (`upstream.open_stream`).
 
         Failure policy: every candidate failed → 502 (504 when the deadline ran out); the model
         rejected the request itself as invalid → 400 with its message."""
-        params = ChatParams(
-            messages=conversation.messages,
-            temperature=conversation.temperature,
-            max_tokens=conversation.max_tokens,
-            request_type=request_type,
-            seed=self.seed,
-            options=conversation.options,
-        )
-        order = self.breakers.admit(choice.order)
         attempts: tuple[Attempt, ...] = ()
+        max_models = 3 if target.router else 1
         try:
-            result = call_with_fallback(order, params, self.config, max_models=3 if target.router else 1)
+            if stream:
+                opened = open_stream(order, params, self.config, max_models=max_models)
+                attempts = opened.attempts
+                return opened
+            result = call_with_fallback(order, params, self.config, max_models=max_models)
             attempts = result.attempts
+            return result
         except AllUpstreamsFailed as exc:
             attempts = exc.attempts
             if exc.status == 400:
@@ -396,10 +482,9 @@ class TurnRouter:
             attempts = exc.attempts
             raise InvalidRequest(f"the model rejected the request: {exc.message}", code="upstream_rejected") from exc
         finally:
-            self._settle_breakers(order, attempts)
-        return result
+            self.settle_breakers(order, attempts)
 
-    def _settle_breakers(self, admitted: list[str], attempts: tuple[Attempt, ...]) -> None:
+    def settle_breakers(self, admitted: list[str], attempts: tuple[Attempt, ...]) -> None:
         """Feed the attempts to the breakers; report each state change (log, then the table, best effort)."""
         for change in self.breakers.settle(admitted, [(a.model, a.outcome) for a in attempts]):
             logger.warning("circuit breaker %s", change.state, extra={"model": change.model, "reason": change.reason})
@@ -423,31 +508,33 @@ class TurnRouter:
             self.config, target.router_name, result.model, completion.input_tokens, completion.output_tokens
         )
 
-    def record(
-        self,
-        conversation: Conversation,
-        target: Target,
-        request_type: str,
-        choice: Choice,
-        result: UpstreamResult,
-        priced: TurnCost,
-    ) -> RecordedTurn:
-        """Write the turn (with its gate status and propensity) and ADD the spend to its cell.
+    def record(self, plan: Plan, result: UpstreamResult, priced: TurnCost, key: TurnKey, outcome: str) -> RecordedTurn:
+        """Write the turn (with its gate status, propensity and, unless "completed", its
+        outcome) and ADD the spend to its cell. A "failed" turn (the stream broke after its
+        first byte) never passes the signal gate and refuses explicit ratings: an infrastructure
+        failure is not the model's bad answer. A "stopped" one (the client went away) is
+        recorded with what it produced and can be rated.
 
         Failure policy: the answer exists, so a failed write is logged and the client still gets
         the answer, without a turn id (nothing can score it)."""
+        conversation, target, choice = plan.conversation, plan.target, plan.choice
         router = target.router
         conversation_messages = conversation_length(conversation.messages) + 1
-        passed = router is not None and gate_passed(conversation_messages - 1, router.signal_gate_min_messages)
+        passed = (
+            router is not None
+            and outcome != "failed"
+            and gate_passed(conversation_messages - 1, router.signal_gate_min_messages)
+        )
         turn = Turn(
-            key=TurnKey(conversation.key_hash, conversation.session_id, conversation.index, secrets.token_hex(4)),
+            key=key,
             router=target.router_name or "",
-            request_type=request_type,
+            request_type=plan.classification.request_type,
             model=result.model,
             routed=router is not None,
             gate_passed=passed,
             conversation_messages=conversation_messages,
             created_at=time.time(),
+            outcome=outcome,
         )
         decision = choice.decision
         propensity = decision.propensity if decision and result.model == decision.model else None
@@ -483,25 +570,18 @@ class TurnRouter:
                 logger.exception("cell compaction failed (retried on a later request)")
 
     @staticmethod
-    def decision_log(
-        conversation: Conversation,
-        target: Target,
-        classification: Classification,
-        choice: Choice,
-        turn: RecordedTurn,
-        result: UpstreamResult,
-        need: Requirements,
-    ) -> dict[str, Any] | None:
+    def decision_log(plan: Plan, turn: RecordedTurn, result: UpstreamResult) -> dict[str, Any] | None:
         """What the handler logs once per routed turn (off-policy evaluation); None without a
         decision. Models left out for what the request needs are listed with the reason."""
+        choice, need = plan.choice, plan.need
         if choice.decision is None:
             return None
         log: dict[str, Any] = {
-            "router": target.router_name,
+            "router": plan.target.router_name,
             **policy.decision_log(
-                classification.request_type, classification.rule, choice.decision, skipped=choice.skipped
+                plan.classification.request_type, plan.classification.rule, choice.decision, skipped=choice.skipped
             ),
-            "session_id": conversation.session_id,
+            "session_id": plan.conversation.session_id,
             "turn_id": turn.turn_id,
             "answered_by": result.model,
         }
@@ -519,7 +599,12 @@ class TurnRouter:
 
     def _queue_implicit_signal(self, previous: Turn, messages: list[dict[str, Any]]) -> ImplicitFeedback | None:
         """Read the new user message as feedback on `previous`; queue it when it counts."""
-        if not previous.routed or previous.scored_source is not None or not previous.gate_passed:
+        if (
+            not previous.routed
+            or previous.scored_source is not None
+            or not previous.gate_passed
+            or previous.outcome == "failed"
+        ):
             return None
         # The follow-up is compared with the request the previous answer replied to, never with
         # a later, unanswered message (a failed request sent again is a retry, not a verdict).
@@ -552,3 +637,124 @@ class TurnRouter:
             logger.exception("queueing an implicit signal failed (signal dropped, answer unaffected)")
             return ImplicitFeedback(previous.key.turn_id, signal.kind, signal.reward, queued=False)
         return ImplicitFeedback(turn_id=previous.key.turn_id, kind=signal.kind, reward=signal.reward)
+
+
+class TurnStream:
+    """A streamed answer: what the response head says now, the chunks as the model produces
+    them, the turn recorded when the stream ends, however it ends.
+
+    `chunks()` relays the upstream's chunks in OpenAI format (the router's id, created time and
+    model name). The finish chunks are held until the turn is recorded, so the last one carries
+    the `router` facts (turn id, cost...) exactly as a buffered answer's does; with
+    `include_usage` every chunk has `usage: null` and a last chunk with `choices: []` carries
+    the usage. Endings: the upstream finished ("completed"); the client closed the stream
+    ("stopped": recorded with the tokens produced so far, the upstream connection closed); the
+    upstream failed or time ran out after the first chunk ("failed": an OpenAI-style `error`
+    event ends the stream; the turn is recorded with its cost but never scored). `turn` is the
+    recorded turn once the stream ended (the handler's metrics and decision log).
+    """
+
+    def __init__(
+        self, router: TurnRouter, plan: Plan, opened: OpenedStream, key: TurnKey, *, stop_at: float | None
+    ) -> None:
+        self._router = router
+        self._plan = plan
+        self._opened = opened
+        self._key = key
+        self._stop_at = stop_at
+        self.turn: RoutedTurn | None = None
+        self.model = opened.model
+        self.request_type = plan.classification.request_type
+        self.session_id = plan.conversation.session_id
+        self.turn_id: str | None = key.turn_id
+        decision = plan.choice.decision
+        self.propensity = decision.propensity if decision and opened.model == decision.model else None
+        self.fallback = plan.choice.fallback_after(opened.model)
+        self.timings_ms = dict(plan.timer.ms)
+        self.implicit_feedback = plan.implicit
+
+    def chunks(self, *, include_usage: bool = False) -> Iterator[dict[str, Any]]:
+        """The client's chunks, then (after the turn is recorded) the held finish chunks with
+        the router facts and the usage chunk; or an `error` chunk when the upstream failed."""
+        from router_core.openai_format import chunk_id, router_facts
+
+        cid, created = chunk_id(self.turn_id or self.session_id), int(time.time())
+        base: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": self.model}
+        if include_usage:
+            base["usage"] = None
+        accumulated = ChunkAccumulator()
+        held: list[dict[str, Any]] = []
+        failure: UpstreamError | None = None
+        try:
+            for chunk in self._upstream():
+                accumulated.add(chunk)
+                choices = [c for c in chunk.get("choices") or () if isinstance(c, dict)]
+                if not choices:
+                    continue  # the upstream's usage chunk: the router sends its own at the end
+                out = {**base, **_passed_on(chunk), "choices": choices}
+                if any(c.get("finish_reason") for c in choices):
+                    held.append(out)
+                else:
+                    yield out
+        except GeneratorExit:
+            self._end(accumulated, "stopped", None)
+            raise
+        except UpstreamError as exc:
+            failure = exc
+        except Exception as exc:  # a provider's defect mid-stream ends this stream, not the function
+            logger.exception("the upstream stream raised unexpectedly")
+            failure = UpstreamError("unavailable", type(exc).__name__)
+        finally:
+            self._opened.close()
+        turn = self._end(accumulated, "failed" if failure else "completed", failure)
+        if failure is not None:
+            yield {
+                "error": {
+                    "message": f"the model's stream broke after it started: {failure.message}",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "upstream_stream_failed",
+                },
+                "router": router_facts(turn),
+            }
+            return
+        if not held:  # an upstream that never said why it stopped
+            held.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
+        held[-1]["router"] = router_facts(turn)
+        yield from held
+        if include_usage:
+            yield {**base, "choices": [], "usage": usage_of(turn.result.completion)}
+
+    def _upstream(self) -> Iterator[dict[str, Any]]:
+        """The first chunk, then the rest; past `stop_at` the stream is cut (UpstreamError timeout)."""
+        yield self._opened.first
+        for chunk in self._opened.rest:
+            if self._stop_at is not None and time.monotonic() > self._stop_at:
+                raise UpstreamError("timeout", "the answer ran past the time the function has left")
+            yield chunk
+
+    def _end(self, accumulated: ChunkAccumulator, outcome: str, failure: UpstreamError | None) -> RoutedTurn:
+        """Price and record the turn from what was produced (once)."""
+        if self.turn is not None:
+            return self.turn
+        opened = self._opened
+        config = self._router.config
+        completion = accumulated.completion(
+            messages=self._plan.conversation.messages,
+            upstream_model=config.models[opened.model].upstream_model,
+            latency_ms=(time.perf_counter() - opened.started) * 1000.0,
+            unfinished="stop" if outcome == "completed" else outcome,
+        )
+        attempts = opened.attempts
+        if failure is not None:
+            attempts += (Attempt(opened.model, failure.kind, failure.status),)
+            self._router.settle_breakers([opened.model], (attempts[-1],))
+        result = UpstreamResult(model=opened.model, completion=completion, attempts=attempts)
+        self.turn = self._router.conclude(self._plan, result, self._key, outcome)
+        self.turn_id = self.turn.turn_id
+        return self.turn
+
+
+def _passed_on(chunk: dict[str, Any]) -> dict[str, Any]:
+    """The upstream chunk's fields a client may read besides the choices."""
+    return {k: chunk[k] for k in ("system_fingerprint", "service_tier") if isinstance(chunk.get(k), str)}

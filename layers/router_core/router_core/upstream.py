@@ -26,10 +26,11 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-from router_core.config import GatewayConfig
+from router_core.config import GatewayConfig, ModelConfig
 from router_core.providers import provider_for
 from router_core.providers.base import ChatParams, Completion, Provider, UpstreamError
 
@@ -44,6 +45,9 @@ MAX_BACKOFF_S = 0.25
 """Bounds of the jittered pause before a retry when the upstream sent no Retry-After, seconds."""
 
 ProviderLookup = Callable[[str, GatewayConfig], Provider]
+T = TypeVar("T")
+Call = Callable[[Provider, ModelConfig, ChatParams, float], T]
+"""One attempt: (provider, model, params, timeout s) → what the caller keeps (an answer, an open stream)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,24 @@ class UpstreamResult:
     model: str
     completion: Completion
     attempts: tuple[Attempt, ...]
+
+
+@dataclass
+class OpenedStream:
+    """A stream that produced its first chunk: the model, that chunk, the rest, every attempt."""
+
+    model: str
+    first: dict[str, Any]
+    rest: Iterator[dict[str, Any]]
+    attempts: tuple[Attempt, ...]
+    started: float
+    """`time.perf_counter()` when the answering attempt started."""
+
+    def close(self) -> None:
+        """Release the upstream connection (the model stops generating)."""
+        close = getattr(self.rest, "close", None)
+        if close is not None:
+            close()
 
 
 class AllUpstreamsFailed(Exception):
@@ -95,12 +117,6 @@ def call_with_fallback(
     Raises UpstreamError (client_error, invalid_request) for a request every model would
     refuse, AllUpstreamsFailed when no model answered, ValueError for an empty or unknown order.
     """
-    names = list(dict.fromkeys(order))[: max(1, max_models)]
-    if not names:
-        raise ValueError("no model to call")
-    unknown = [n for n in names if n not in config.models]
-    if unknown:
-        raise ValueError(f"unknown model(s) {unknown}")
     run = _Attempts(
         config=config,
         params=params,
@@ -110,19 +126,69 @@ def call_with_fallback(
         sleep=sleep,
         providers=providers,
         jitter=jitter,
+        call=_complete,
     )
-    for index, name in enumerate(names):
-        completion = run.model(name, has_next=index + 1 < len(names))
-        if completion is not None:
-            return UpstreamResult(model=name, completion=completion, attempts=tuple(run.attempts))
-        if run.out_of_time:
-            break
-    raise run.failure()
+    name, completion = run.first_answer(order, max_models)
+    return UpstreamResult(model=name, completion=completion, attempts=tuple(run.attempts))
+
+
+def open_stream(
+    order: Sequence[str],
+    params: ChatParams,
+    config: GatewayConfig,
+    *,
+    deadline_s: float | None = None,
+    max_models: int = 3,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    providers: ProviderLookup = provider_for,
+    jitter: Callable[[], float] = random.random,
+) -> OpenedStream:
+    """`call_with_fallback` for a streamed answer: the same rules, up to the first chunk.
+
+    An attempt succeeds when the model's stream produced its first chunk; until then a failure
+    is retried or falls back exactly like a whole answer (nothing has reached the client yet).
+    The deadline bounds the time to that first chunk only; the caller reads the rest."""
+    run = _Attempts(
+        config=config,
+        params=params,
+        deadline=clock() + (config.request_deadline_seconds if deadline_s is None else deadline_s),
+        min_attempt=min(MIN_ATTEMPT_S, config.upstream_timeout_seconds),
+        clock=clock,
+        sleep=sleep,
+        providers=providers,
+        jitter=jitter,
+        call=_first_chunk,
+    )
+    name, (first, rest, started) = run.first_answer(order, max_models)
+    return OpenedStream(model=name, first=first, rest=rest, attempts=tuple(run.attempts), started=started)
+
+
+def _complete(provider: Provider, model: ModelConfig, params: ChatParams, timeout_s: float) -> Completion:
+    return provider.complete(model, params, timeout_s)
+
+
+def _first_chunk(
+    provider: Provider, model: ModelConfig, params: ChatParams, timeout_s: float
+) -> tuple[dict[str, Any], Iterator[dict[str, Any]], float]:
+    """Open the model's stream and read its first chunk (the stream is closed if that fails)."""
+    started = time.perf_counter()
+    chunks = provider.stream(model, params, timeout_s)
+    try:
+        first = next(chunks)
+    except StopIteration:
+        raise UpstreamError("bad_response", "the stream ended before its first chunk") from None
+    except BaseException:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        raise
+    return first, chunks, started
 
 
 @dataclass
-class _Attempts:
-    """The attempts of one request, against one deadline (seconds on `clock`)."""
+class _Attempts(Generic[T]):
+    """The attempts of one request, against one deadline (seconds on `clock`); `call` makes one."""
 
     config: GatewayConfig
     params: ChatParams
@@ -132,11 +198,29 @@ class _Attempts:
     sleep: Callable[[float], None]
     providers: ProviderLookup
     jitter: Callable[[], float]
+    call: Call[T]
     attempts: list[Attempt] = field(default_factory=list)
     last_kind: str | None = None
     out_of_time: bool = False
 
-    def model(self, name: str, *, has_next: bool) -> Completion | None:
+    def first_answer(self, order: Sequence[str], max_models: int) -> tuple[str, T]:
+        """(model, answer) of the first model in `order` that answers; raises AllUpstreamsFailed,
+        the UpstreamError of a request every model would refuse, or ValueError for a bad order."""
+        names = list(dict.fromkeys(order))[: max(1, max_models)]
+        if not names:
+            raise ValueError("no model to call")
+        unknown = [n for n in names if n not in self.config.models]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}")
+        for index, name in enumerate(names):
+            answer = self.model(name, has_next=index + 1 < len(names))
+            if answer is not None:
+                return name, answer
+            if self.out_of_time:
+                break
+        raise self.failure()
+
+    def model(self, name: str, *, has_next: bool) -> T | None:
         """Up to two attempts on one model (the second only after a retryable failure, and only
         if it still fits the deadline after the pause); None when the model did not answer."""
         for retry in (False, True):
@@ -144,16 +228,16 @@ class _Attempts:
             if left < self.min_attempt:
                 self.out_of_time = True
                 return None
-            completion, err = self._attempt(name, left, retry)
-            if completion is not None:
-                return completion
+            answer, err = self._attempt(name, left, retry)
+            if answer is not None:
+                return answer
             wait = None if (err is None or retry) else _retry_wait(err, has_next, self.jitter)
             if wait is None or self.deadline - self.clock() - wait < self.min_attempt:
                 return None
             self.sleep(wait)
         return None
 
-    def _attempt(self, name: str, left: float, retry: bool) -> tuple[Completion | None, UpstreamError | None]:
+    def _attempt(self, name: str, left: float, retry: bool) -> tuple[T | None, UpstreamError | None]:
         """One call. Raises the UpstreamError of a request every model would refuse; a provider's
         unexpected exception is an "unavailable" attempt (a defect in one provider must not stop
         the others from answering)."""
@@ -161,7 +245,7 @@ class _Attempts:
         started = self.clock()
         try:
             provider = self.providers(model.provider, self.config)
-            completion = provider.complete(model, self.params, min(self.config.upstream_timeout_seconds, left))
+            answer = self.call(provider, model, self.params, min(self.config.upstream_timeout_seconds, left))
         except UpstreamError as err:
             self._record(name, err.kind, err.status, started)
             logger.warning(
@@ -181,7 +265,7 @@ class _Attempts:
             )
             return None, None
         self._record(name, "ok", None, started)
-        return completion, None
+        return answer, None
 
     def _record(self, name: str, outcome: str, status: int | None, started: float) -> None:
         self.attempts.append(Attempt(name, outcome, status, _ms(self.clock() - started)))

@@ -8,7 +8,7 @@ wrong in terms the fallback logic (`router_core.upstream`) can act on.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -131,6 +131,17 @@ class Provider(Protocol):
 
     def complete(self, model: ModelConfig, params: ChatParams, timeout_s: float) -> Completion:
         """Answer `params` with `model`, giving up after `timeout_s` seconds (raises UpstreamError)."""
+        ...
+
+    def stream(self, model: ModelConfig, params: ChatParams, timeout_s: float) -> Iterator[dict[str, Any]]:
+        """The answer as it is produced: a generator of OpenAI `chat.completion.chunk`-shaped
+        dicts (`router_core.streaming`), ending with a `{"choices": [], "usage": ...}` chunk
+        when the upstream reports usage.
+
+        Nothing is sent before the first `next()`: a failed call raises UpstreamError there
+        (the router may still retry or fall back); one raised later means the stream broke.
+        `timeout_s` bounds the wait for the first chunk and between two chunks. Closing the
+        generator early releases the upstream connection (the model stops generating)."""
         ...
 
 

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from router_core.providers.base import (
     estimate_tokens,
     messages_text,
 )
+from router_core.providers.chunks import completion_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def _key_from_secret(raw: str, provider_name: str) -> str:
 
 
 class OpenAICompatibleProvider:
-    """POST {base_url}/chat/completions, non-streaming, with explicit timeouts and pooling."""
+    """POST {base_url}/chat/completions (whole or streamed), with explicit timeouts and pooling."""
 
     def __init__(
         self,
@@ -197,6 +198,37 @@ class OpenAICompatibleProvider:
             return _parse_completion(raw, model, params, latency_ms, status)
         raise _status_error(status, headers, raw)
 
+    def stream(self, model: ModelConfig, params: ChatParams, timeout_s: float) -> Iterator[dict[str, Any]]:
+        """The upstream's own SSE stream (`stream: true`, usage asked for), chunk by chunk.
+
+        `timeout_s` bounds connecting and each wait for data (the first chunk and every gap).
+        A non-2xx answer raises the same UpstreamError as `complete`, before any chunk; an
+        upstream that answers JSON despite `stream: true` is turned into chunks; an `error`
+        event or a broken connection mid-stream raises UpstreamError (server_error /
+        unavailable / timeout). Closing the generator closes the upstream connection."""
+        body = request_body(model, params, stream=True)
+        started = time.perf_counter()
+        key = self._keys.get()
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
+        try:
+            with self._http().stream("POST", self._url, json=body, headers=headers, timeout=timeout) as resp:
+                if not 200 <= resp.status_code < 300:
+                    raise _status_error(resp.status_code, resp.headers, _read_bounded(resp.iter_bytes()))
+                if "text/event-stream" not in resp.headers.get("content-type", ""):
+                    raw = _read_bounded(resp.iter_bytes())
+                    latency_ms = (time.perf_counter() - started) * 1000.0
+                    yield from completion_chunks(_parse_completion(raw, model, params, latency_ms, resp.status_code))
+                    return
+                for data in sse_data(resp.iter_lines()):
+                    if data == "[DONE]":
+                        return
+                    yield _stream_chunk(data)
+        except httpx.TimeoutException as exc:
+            raise UpstreamError("timeout", f"{type(exc).__name__}: no data within {timeout_s:.1f} s") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError("unavailable", f"{type(exc).__name__}: {_short(str(exc))}") from exc
+
     def _post(
         self, body: dict[str, Any], key: str | None, timeout_s: float, deadline: float
     ) -> tuple[int, httpx.Headers, bytes]:
@@ -222,11 +254,14 @@ class OpenAICompatibleProvider:
             raise UpstreamError("unavailable", f"{type(exc).__name__}: {_short(str(exc))}") from exc
 
 
-def request_body(model: ModelConfig, params: ChatParams) -> dict[str, Any]:
+def request_body(model: ModelConfig, params: ChatParams, *, stream: bool = False) -> dict[str, Any]:
     """The upstream body: the client's fields as sent (`params.options`), the model's id, the
-    messages, and `stream: false` (the router reads the whole answer)."""
+    messages, and `stream` (streamed: with `stream_options.include_usage`, so the turn is
+    priced from the upstream's own token counts)."""
     body: dict[str, Any] = {**params.options, "model": model.upstream_model, "messages": params.messages}
-    body["stream"] = False
+    body["stream"] = stream
+    if stream:
+        body["stream_options"] = {"include_usage": True}
     if params.temperature is not None and "temperature" not in body:
         body["temperature"] = params.temperature
     if params.max_tokens is not None and "max_tokens" not in body and "max_completion_tokens" not in body:
@@ -257,6 +292,48 @@ def _parse_completion(raw: bytes, model: ModelConfig, params: ChatParams, latenc
         system_fingerprint=_text_field(doc, "system_fingerprint"),
         service_tier=_text_field(doc, "service_tier"),
     )
+
+
+def sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """The `data` of each server-sent event (multi-line data joined by newlines); comments,
+    `event:`, `id:` and `retry:` fields are skipped."""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+            continue
+        if line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        yield "\n".join(data)
+
+
+def _stream_chunk(data: str) -> dict[str, Any]:
+    """One event's chunk; an `error` event or a malformed one raises UpstreamError."""
+    try:
+        chunk = json.loads(data)
+    except ValueError as exc:
+        raise UpstreamError("bad_response", "stream event is not valid JSON") from exc
+    if not isinstance(chunk, dict):
+        raise UpstreamError("bad_response", "stream event is not a JSON object")
+    if "error" in chunk:
+        message, _ = _error_details(data.encode("utf-8"))
+        raise UpstreamError("server_error", f"upstream stream error: {message}" if message else "upstream stream error")
+    return chunk
+
+
+def _read_bounded(chunks: Iterable[bytes]) -> bytes:
+    out: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise UpstreamError("bad_response", f"response larger than {MAX_RESPONSE_BYTES} bytes")
+        out.append(chunk)
+    return b"".join(out)
 
 
 def _reported_tokens(usage: dict[str, Any] | None) -> tuple[int, int] | None:

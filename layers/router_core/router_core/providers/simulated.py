@@ -28,7 +28,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from router_core.capabilities import FEATURES, model_limits, requirements_of
@@ -41,6 +41,7 @@ from router_core.providers.base import (
     estimate_tokens,
     messages_text,
 )
+from router_core.providers.chunks import completion_chunks
 
 _FOOTER_RE = re.compile(r"\[simulated answer by (?P<model>[^\]\n:]+): (?P<verdict>satisfies|misses) the request\]")
 _VERDICT_REQUEST_RE = re.compile(r"\bPASS\b.*\bFAIL\b|\bFAIL\b.*\bPASS\b", re.DOTALL)
@@ -282,6 +283,14 @@ class SimulatedProvider:
             usage_estimated=False,
             choices=tuple(choices),
         )
+
+    def stream(self, model: ModelConfig, params: ChatParams, timeout_s: float) -> Iterator[dict[str, Any]]:
+        """The same answer as `complete`, streamed: after `latency_ms`, chunks of
+        `stream_piece_chars` characters `stream_interval_ms` apart, then the usage chunk."""
+        completion = self.complete(model, params, timeout_s)
+        interval_s = self._config.stream_interval_ms / 1000.0
+        pause = (lambda: self._sleep(interval_s)) if interval_s > 0 else None
+        yield from completion_chunks(completion, piece_chars=self._config.stream_piece_chars, pause=pause)
 
     def _choice(
         self, index: int, rng: random.Random, name: str, model: ModelConfig, params: ChatParams
