@@ -22,8 +22,30 @@ images by URL, files by id, structured output together with tools...) is listed 
 `capabilities.PROVIDER_LACKS`: the router never routes such a request to a Bedrock model, and
 a request that reaches one anyway is refused here with a 400 that names the feature.
 
+Streaming (`stream`) calls ConverseStream with the same request and turns its events into
+OpenAI `chat.completion.chunk` dicts (`_ChunkTranslation`):
+
+* `messageStart` → the role chunk (`{"role": "assistant", "content": ""}`).
+* `contentBlockStart` with `toolUse {toolUseId, name}` → a tool call's opening (`index` is its
+  position among the answer's tool calls); `contentBlockDelta` with `text` → a content delta,
+  with `toolUse.input` (a piece of the input's JSON text) → that tool call's arguments delta.
+  The forced structured-output tool opens nothing: its input pieces are content deltas, and any
+  text before it is dropped, as `complete` does. `reasoningContent`, `citation`, `image` and
+  `toolResult` deltas have no place in an OpenAI chunk and are not sent; `contentBlockStop`
+  sends nothing.
+* `messageStop {stopReason}` → the finish chunk (empty delta, finish_reason as `complete`
+  maps it); `metadata {usage}` → a last chunk with no choices and the OpenAI usage object.
+* The exception events (`modelStreamErrorException`, `internalServerException`,
+  `throttlingException`, `validationException`, `serviceUnavailableException`) raise
+  UpstreamError with the kinds of the same errors answered before the stream began.
+
+IAM: ConverseStream is authorised by `bedrock:InvokeModelWithResponseStream` (Converse by
+`bedrock:InvokeModel`).
+
 botocore's own retries are off (the fallback logic retries); botocore fixes timeouts per client,
-so clients are cached per (region, read timeout rounded up to whole seconds).
+so clients are cached per (region, read timeout rounded up to whole seconds). The read timeout
+bounds the wait for a Converse answer, and for ConverseStream the wait for its first event and
+between two events.
 """
 
 from __future__ import annotations
@@ -35,7 +57,8 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from router_core.capabilities import FEATURES, PROVIDER_LACKS, requirements_of
@@ -85,6 +108,7 @@ _ERROR_KINDS: dict[str, ErrorKind] = {
     "InternalServerException": "server_error",
     "ModelNotReadyException": "server_error",
     "ModelErrorException": "server_error",
+    "ModelStreamErrorException": "server_error",
     "ValidationException": "client_error",
     "AccessDeniedException": "client_error",
     "ResourceNotFoundException": "client_error",
@@ -359,36 +383,96 @@ class BedrockProvider:
 
     def complete(self, model: ModelConfig, params: ChatParams, timeout_s: float) -> Completion:
         """One Converse call; token counts are Bedrock's usage report; raises UpstreamError."""
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            ConnectTimeoutError,
-            NoCredentialsError,
-            ReadTimeoutError,
-        )
-
         request, forced = converse_request(model, params)
         started = time.perf_counter()
-        try:
+        with _upstream_errors(timeout_s):
             response = self._client_factory(self._region, timeout_s).converse(**request)
-        except ClientError as exc:
-            raise _client_error(exc) from exc
-        except (ReadTimeoutError, ConnectTimeoutError) as exc:
-            raise UpstreamError("timeout", f"{type(exc).__name__} after {timeout_s:.1f} s") from exc
-        except NoCredentialsError as exc:
-            raise UpstreamError("unavailable", "no AWS credentials for Bedrock") from exc
-        except BotoCoreError as exc:
-            # Connection refused/closed, endpoint unreachable: nothing answered.
-            raise UpstreamError("unavailable", type(exc).__name__) from exc
         latency_ms = (time.perf_counter() - started) * 1000.0
         return _parse(response, model, latency_ms, forced)
 
+    def stream(self, model: ModelConfig, params: ChatParams, timeout_s: float) -> Iterator[dict[str, Any]]:
+        """One ConverseStream call as OpenAI `chat.completion.chunk` dicts (see the module docstring).
+
+        Nothing is sent before the first `next()`: a request Converse cannot carry, and any
+        failure before the first event, is raised (UpstreamError) by that first `next()`. A
+        failure later raises UpstreamError between chunks. `timeout_s` bounds the wait for the
+        first event and between two events, seconds. Closing the generator early closes the
+        event stream, so Bedrock stops generating.
+        """
+        request, forced = converse_request(model, params)
+        with _upstream_errors(timeout_s):
+            response = self._client_factory(self._region, timeout_s).converse_stream(**request)
+        events = response["stream"]
+        translation = _ChunkTranslation(forced)
+        finished = False
+        try:
+            for event in _events(events, timeout_s):
+                yield from translation.chunks(event)
+            if not translation.stopped:
+                raise UpstreamError("bad_response", "ConverseStream ended without messageStop")
+            finished = True
+        finally:
+            # Closed early or failed: drop the connection. A stream read to its end has already
+            # returned its connection to the pool, so it is left alone.
+            if not finished:
+                events.close()
+
+
+def _events(events: Any, timeout_s: float) -> Iterator[Mapping[str, Any]]:
+    """The parsed events of a ConverseStream event stream; read failures raise UpstreamError."""
+    iterator = iter(events)
+    while True:
+        with _upstream_errors(timeout_s):
+            event = next(iterator, None)
+        if event is None:
+            return
+        yield event
+
+
+@contextmanager
+def _upstream_errors(timeout_s: float) -> Iterator[None]:
+    """Raises what botocore (or urllib3, while an event stream is read) raised as UpstreamError."""
+    from botocore.eventstream import ParserError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectTimeoutError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
+    from urllib3.exceptions import HTTPError as HTTPConnectionError
+    from urllib3.exceptions import ReadTimeoutError as StreamReadTimeoutError
+
+    try:
+        yield
+    except ClientError as exc:
+        raise _client_error(exc) from exc
+    except (ReadTimeoutError, ConnectTimeoutError, StreamReadTimeoutError) as exc:
+        raise UpstreamError("timeout", f"{type(exc).__name__} after {timeout_s:.1f} s") from exc
+    except NoCredentialsError as exc:
+        raise UpstreamError("unavailable", "no AWS credentials for Bedrock") from exc
+    except BotoCoreError as exc:
+        # Connection refused/closed, endpoint unreachable: nothing answered.
+        raise UpstreamError("unavailable", type(exc).__name__) from exc
+    except HTTPConnectionError as exc:
+        # The connection broke while an event stream was being read (botocore does not wrap these).
+        raise UpstreamError("server_error", f"event stream broken: {type(exc).__name__}") from exc
+    except ParserError as exc:
+        raise UpstreamError("bad_response", f"event stream unreadable: {exc}") from exc
+
 
 def _client_error(exc: Any) -> UpstreamError:
+    """Bedrock's error answer, or an exception event inside an event stream, as UpstreamError."""
+    from botocore.exceptions import EventStreamError
+
     error = exc.response.get("Error", {})
+    # An exception event is named like its exception in lower camel case (throttlingException).
     code = str(error.get("Code", ""))
+    code = code[:1].upper() + code[1:]
     message = str(error.get("Message", "")) or code
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if isinstance(exc, EventStreamError):
+        status = None  # the stream's HTTP status was 200; botocore reports 400 for every exception event
     kind: ErrorKind | None = _ERROR_KINDS.get(code)
     if kind is None:
         kind = "rate_limited" if status == 429 else "server_error" if (status or 500) >= 500 else "client_error"
@@ -408,16 +492,7 @@ def _parse(response: Mapping[str, Any], model: ModelConfig, latency_ms: float, f
         output_tokens = int(usage["outputTokens"])
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError("bad_response", f"Converse response lacks {exc}") from exc
-    stop = str(response.get("stopReason", ""))
-    message, finish = _message(blocks, _STOP_REASONS.get(stop, stop or "unknown"), forced)
-    reported: dict[str, Any] = {
-        "prompt_tokens": input_tokens,
-        "completion_tokens": output_tokens,
-        "total_tokens": input_tokens + output_tokens,
-    }
-    cached = usage.get("cacheReadInputTokens")
-    if isinstance(cached, int):
-        reported["prompt_tokens_details"] = {"cached_tokens": cached}
+    message, finish = _message(blocks, _finish_reason(response.get("stopReason")), forced)
     return Completion(
         text=message["content"] or "",
         input_tokens=input_tokens,
@@ -427,8 +502,26 @@ def _parse(response: Mapping[str, Any], model: ModelConfig, latency_ms: float, f
         latency_ms=latency_ms,
         usage_estimated=False,
         choices=({"index": 0, "message": message, "finish_reason": finish, "logprobs": None},),
-        usage=reported,
+        usage=_usage(input_tokens, output_tokens, usage.get("cacheReadInputTokens")),
     )
+
+
+def _finish_reason(stop: Any) -> str:
+    """The OpenAI finish_reason of a Converse stopReason (an unknown reason is passed on)."""
+    stop = str(stop or "")
+    return _STOP_REASONS.get(stop, stop or "unknown")
+
+
+def _usage(input_tokens: int, output_tokens: int, cached: Any) -> dict[str, Any]:
+    """The OpenAI usage object of Bedrock's token counts (cached: cacheReadInputTokens, if reported)."""
+    usage: dict[str, Any] = {
+        "prompt_tokens": input_tokens,
+        "completion_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+    }
+    if isinstance(cached, int):
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return usage
 
 
 def _message(blocks: Any, finish: str, forced: str | None) -> tuple[dict[str, Any], str]:
@@ -451,3 +544,93 @@ def _message(blocks: Any, finish: str, forced: str | None) -> tuple[dict[str, An
             for u in uses
         ]
     return message, finish
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+
+class _ChunkTranslation:
+    """ConverseStream events → OpenAI chunks for one answer (see the module docstring).
+
+    What accumulates from the chunks equals what `_message` makes of the same answer: text
+    blocks joined by newlines, tool calls in order, the forced tool's input as the content
+    (and any text before it dropped), finish "stop" when the forced tool answered.
+    """
+
+    def __init__(self, forced: str | None) -> None:
+        self._forced = forced
+        self._started = False
+        self._tool_calls: dict[int, int] = {}
+        """contentBlockIndex → the OpenAI tool-call index of each (unforced) toolUse block."""
+        self._forced_block: int | None = None
+        """contentBlockIndex of the forced tool's first toolUse (the one `_message` answers with)."""
+        self._text_block: int | None = None
+        self._held: list[str] = []
+        """Text deltas held back while a forced tool may still answer (then they are dropped)."""
+        self.stopped = False
+
+    def chunks(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The chunks one event produces, in order (often none)."""
+        out: list[dict[str, Any]] = []
+        if not self._started:  # the role chunk comes first, whichever event does
+            self._started = True
+            out.append(_chunk({"role": "assistant", "content": ""}))
+        if "contentBlockStart" in event:
+            out.extend(self._block_start(event["contentBlockStart"]))
+        elif "contentBlockDelta" in event:
+            out.extend(self._block_delta(event["contentBlockDelta"]))
+        elif "messageStop" in event:
+            out.extend(self._stop(event["messageStop"]))
+        elif "metadata" in event:
+            usage = event["metadata"].get("usage")
+            if isinstance(usage, Mapping):
+                tokens = (int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0)))
+                out.append({"choices": [], "usage": _usage(*tokens, usage.get("cacheReadInputTokens"))})
+        return out
+
+    def _block_start(self, start_event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        use = (start_event.get("start") or {}).get("toolUse")
+        if not isinstance(use, Mapping):
+            return []
+        block = int(start_event.get("contentBlockIndex", -1))
+        if self._forced is not None and use.get("name") == self._forced:
+            if self._forced_block is None:
+                self._forced_block = block
+                self._held.clear()
+            return []
+        index = self._tool_calls[block] = len(self._tool_calls)
+        function = {"name": use.get("name"), "arguments": ""}
+        opening = {"index": index, "id": use.get("toolUseId"), "type": "function", "function": function}
+        return [_chunk({"tool_calls": [opening]})]
+
+    def _block_delta(self, delta_event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        delta = delta_event.get("delta") or {}
+        block = int(delta_event.get("contentBlockIndex", -1))
+        text = delta.get("text")
+        if isinstance(text, str) and text:
+            if self._text_block is not None and self._text_block != block:
+                text = "\n" + text  # `complete` joins text blocks with a newline
+            self._text_block = block
+            if self._forced is None:
+                return [_chunk({"content": text})]
+            if self._forced_block is None:
+                self._held.append(text)
+            return []
+        piece = (delta.get("toolUse") or {}).get("input")
+        if not isinstance(piece, str) or not piece:
+            return []  # reasoning, citations, images, tool results: nothing an OpenAI client reads
+        if block == self._forced_block:
+            return [_chunk({"content": piece})]
+        if block in self._tool_calls:
+            return [_chunk({"tool_calls": [{"index": self._tool_calls[block], "function": {"arguments": piece}}]})]
+        return []
+
+    def _stop(self, stop_event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        self.stopped = True
+        finish = _finish_reason(stop_event.get("stopReason"))
+        out = [_chunk({"content": "".join(self._held)})] if self._held else []
+        self._held.clear()
+        if self._forced_block is not None and finish == "tool_calls":
+            finish = "stop"
+        return [*out, _chunk({}, finish)]
