@@ -204,8 +204,8 @@ class OpenAICompatibleProvider:
         `timeout_s` bounds connecting and each wait for data (the first chunk and every gap).
         A non-2xx answer raises the same UpstreamError as `complete`, before any chunk; an
         upstream that answers JSON despite `stream: true` is turned into chunks; an `error`
-        event or a broken connection mid-stream raises UpstreamError (server_error /
-        unavailable / timeout). Closing the generator closes the upstream connection."""
+        event, a broken connection, or a stream that closes before any finish_reason and
+        without `[DONE]` raises UpstreamError mid-stream (server_error / unavailable / timeout). Closing the generator closes the upstream connection."""
         body = request_body(model, params, stream=True)
         started = time.perf_counter()
         key = self._keys.get()
@@ -220,10 +220,17 @@ class OpenAICompatibleProvider:
                     latency_ms = (time.perf_counter() - started) * 1000.0
                     yield from completion_chunks(_parse_completion(raw, model, params, latency_ms, resp.status_code))
                     return
+                finished = False
                 for data in sse_data(resp.iter_lines()):
                     if data == "[DONE]":
                         return
-                    yield _stream_chunk(data)
+                    chunk = _stream_chunk(data)
+                    finished = finished or any(
+                        isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ()
+                    )
+                    yield chunk
+                if not finished:  # closed without [DONE] or a finish_reason: cut off, not complete
+                    raise UpstreamError("unavailable", "the upstream closed the stream before the answer ended")
         except httpx.TimeoutException as exc:
             raise UpstreamError("timeout", f"{type(exc).__name__}: no data within {timeout_s:.1f} s") from exc
         except httpx.HTTPError as exc:
