@@ -205,7 +205,8 @@ class OpenAICompatibleProvider:
         A non-2xx answer raises the same UpstreamError as `complete`, before any chunk; an
         upstream that answers JSON despite `stream: true` is turned into chunks; an `error`
         event, a broken connection, or a stream that closes before any finish_reason and
-        without `[DONE]` raises UpstreamError mid-stream (server_error / unavailable / timeout). Closing the generator closes the upstream connection."""
+        without `[DONE]` raises UpstreamError mid-stream (server_error / unavailable / timeout).
+        Closing the generator closes the upstream connection."""
         body = request_body(model, params, stream=True)
         started = time.perf_counter()
         key = self._keys.get()
