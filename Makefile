@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup run test test-fast complexity lint typecheck validate checkov build deploy deploy-site create-key \
-        bench bench-learning bench-overhead bench-capabilities bench-classifier bench-latency bench-local bench-cost bench-live bench-fuzz clean
+        bench bench-learning bench-overhead bench-capabilities bench-classifier bench-latency bench-local bench-cost bench-live bench-fuzz bench-streaming clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -73,7 +73,7 @@ deploy-site: setup ## upload static_site/ to the stack's bucket and invalidate C
 create-key: setup ## create a client key on a deployed stack: make create-key STACK=name NAME=alice
 	$(BIN)/python -m tools.keys create --stack $(STACK) --name $(NAME)
 
-bench: bench-learning bench-overhead bench-capabilities bench-classifier bench-latency bench-local bench-cost bench-live bench-fuzz ## every benchmark (tables printed, JSON in benchmarks/results/)
+bench: bench-learning bench-overhead bench-capabilities bench-classifier bench-latency bench-local bench-cost bench-live bench-fuzz bench-streaming ## every benchmark (tables printed, JSON in benchmarks/results/)
 
 bench-learning: setup ## MMLU replay: APGR, CPT(50%), regret, drift recovery, swapped quality tiers
 	$(BIN)/python -m benchmarks.learning
@@ -92,6 +92,9 @@ bench-latency: setup ## router-added latency through the local API vs the upstre
 
 bench-local: setup ## the local stack as a server: 32 clients at 1 s model latency, 64 connections, hanging model, crash/restart cycles, 100,000-turn restart
 	$(BIN)/python -m benchmarks.local_load $(ARGS)
+
+bench-streaming: setup ## streamed answers through the local stack vs the upstream direct: time to first token, spread, a 60 s answer, the openai client (ARGS=--quick: 2 min)
+	$(BIN)/python -m benchmarks.streaming $(ARGS)
 
 bench-cost: setup ## measured DynamoDB units, log bytes and time per request, signal and poll; AWS cost per 1M requests and per dashboard tab-day
 	$(BIN)/python -m benchmarks.aws_cost

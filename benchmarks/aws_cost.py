@@ -57,6 +57,32 @@ DASHBOARD_POLLING = (
 (16 s, nothing changes)."""
 HISTORY_STEP_S = 10
 
+# The streaming path: CloudFront (the client's base URL) → Lambda function URL (RESPONSE_STREAM)
+# → the chat function behind the Lambda Web Adapter. Sources:
+# https://aws.amazon.com/cloudfront/pricing/ (data transfer out to the internet, US/Mexico/Canada
+#   and Europe, first 10 TB: $0.085/GB; HTTPS requests in the US and Europe: $0.0100 per 10,000;
+#   origin fetches from AWS origins are free; data sent to the origin (the POST body): $0.020/GB);
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-response-streaming.html (streamed
+#   responses cost extra: https://aws.amazon.com/lambda/pricing/ bills streamed bytes beyond the
+#   first 6 MB per request, $0.008/GB; our answers are far below 6 MB);
+# https://docs.aws.amazon.com/lambda/latest/dg/lambda-urls.html (function URLs: no charge of their
+#   own; invocations and duration are billed as any invocation).
+# Buffered path for comparison: https://aws.amazon.com/api-gateway/pricing/ (HTTP API data out
+#   billed at EC2 internet rates, $0.09/GB first 10 TB).
+PRICE_CLOUDFRONT_HTTPS_PER_M = 1.00  # $0.0100 per 10,000 HTTPS requests (US, Europe)
+PRICE_CLOUDFRONT_OUT_PER_GB = 0.085  # to the internet, first 10 TB a month (US, Europe)
+PRICE_CLOUDFRONT_TO_ORIGIN_PER_GB = 0.020  # request bodies forwarded to the origin (US, Europe)
+PRICE_LAMBDA_STREAM_PER_GB = 0.008  # streamed bytes beyond the first 6 MB of each response
+LAMBDA_STREAM_FREE_BYTES = 6 * 1024 * 1024
+PRICE_API_OUT_PER_GB = 0.09  # API Gateway responses to the internet, first 10 TB
+RESPONSE_HEAD_BYTES = 600
+"""Status line and headers of one chat response (x-router-*, server-timing, CORS): an estimate."""
+LWA_PROXY_MS = 2.0
+"""What the Lambda Web Adapter adds to each invocation (a loopback HTTP hop): an assumption, not
+measured here; its own start is once per execution environment (cold start), not per request."""
+STREAM_CHUNKS_PER_TOKEN = 1.0
+"""Content chunks per output token in a streamed answer (OpenAI-style upstreams send about one)."""
+
 
 def item_size(item: dict[str, Any]) -> int:
     """DynamoDB item size in bytes: attribute names plus values (numbers ≈ digits/2 + 1)."""
@@ -239,13 +265,26 @@ def measure(sessions: int, turns_per_session: int) -> dict[str, Any]:
         auth = {"authorization": f"Bearer {key}", "content-type": "application/json"}
         chat_out, fb_out, state_out = StdoutBytes(), StdoutBytes(), StdoutBytes()
 
+        request_bytes: list[int] = []
+        response_bytes: list[int] = []
+
         def send(messages: list[dict[str, Any]], session: str | None) -> dict[str, Any]:
             headers = {**auth, **({"x-router-session-id": session} if session else {})}
             body = json.dumps({"model": "smart-cheap-router", "messages": messages})
             event = http_event("POST", "/v1/chat/completions", body=body, headers=headers)
             result: dict[str, Any] = chat.lambda_handler(event, lambda_context("chat"))
             assert result["statusCode"] == 200, result
+            request_bytes.append(len(body.encode()))
+            response_bytes.append(len(result["body"].encode()))
             return result
+
+        def send_stream(messages: list[dict[str, Any]]) -> str:
+            body = json.dumps({"model": "smart-cheap-router", "messages": messages, "stream": True,
+                               "stream_options": {"include_usage": True}})  # fmt: skip
+            event = http_event("POST", "/v1/chat/completions", body=body, headers=auth)
+            result: dict[str, Any] = StdoutBytes().run(lambda: chat.lambda_handler(event, lambda_context("chat")))
+            assert result["statusCode"] == 200, result
+            return str(result["body"])
 
         try:
             # Warm the key cache and the code paths, as a warm Lambda would be.
@@ -281,6 +320,13 @@ def measure(sessions: int, turns_per_session: int) -> dict[str, Any]:
                     session = out["headers"]["x-router-session-id"]
                     answer = json.loads(out["body"])["choices"][0]["message"]["content"]
                     conversation.append({"role": "assistant", "content": answer})
+
+            # Response sizes: the buffered JSON answers above, and the same kind of answer as
+            # chat.completion.chunk events (its per-chunk envelope sizes a token-by-token stream).
+            streamed = [
+                _sse_sizes(send_stream(opening_messages(rng.choice(PROMPTS[types[n % len(types)]]), rng)))
+                for n in range(20)
+            ]
 
             # Every queued signal, in batches of 10 as the event source mapping delivers them.
             sqs = boto3.client("sqs", region_name=REGION)
@@ -363,6 +409,14 @@ def measure(sessions: int, turns_per_session: int) -> dict[str, Any]:
             "log_bytes_per_request": chat_out.bytes / chats,
             "log_lines_per_request": chat_out.lines / chats,
             "log_sample": chat_out.sample,
+            "request_bytes_mean": statistics.fmean(request_bytes[1:]),
+            "response_bytes_mean": statistics.fmean(response_bytes[1:]),
+        },
+        "streamed_answer": {
+            "answers": len(streamed),
+            "sse_bytes_mean": statistics.fmean(x["bytes"] for x in streamed),
+            "content_chunk_envelope_bytes": statistics.fmean(x["envelope"] for x in streamed),
+            "completion_tokens_mean": statistics.fmean(x["tokens"] for x in streamed),
         },
         "implicit_feedback": {
             "signals": applied,
@@ -382,6 +436,61 @@ def measure(sessions: int, turns_per_session: int) -> dict[str, Any]:
             "log_bytes_per_call": state_out.bytes / (len(polls["idle"]) + len(polls["active"]) + 1),
         },
     }
+
+
+def _sse_sizes(sse: str) -> dict[str, float]:
+    """Bytes of one SSE answer, the bytes a content chunk adds besides its text, its output tokens."""
+    envelope, tokens = 0, 0
+    for line in sse.split("\n\n"):
+        if not line.startswith("data: {"):
+            continue
+        chunk = json.loads(line[len("data: ") :])
+        if chunk.get("usage"):
+            tokens = int(chunk["usage"]["completion_tokens"])
+        for choice in chunk.get("choices") or ():
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                envelope = len((line + "\n\n").encode()) - len(json.dumps(content)[1:-1].encode())
+    return {"bytes": len(sse.encode()), "envelope": envelope, "tokens": tokens}
+
+
+def streamed_response_bytes(measured: dict[str, Any]) -> float:
+    """A streamed answer's body: the measured events, with the content split into one chunk per
+    `STREAM_CHUNKS_PER_TOKEN` output token (each chunk repeats the envelope), plus the head."""
+    st = measured["streamed_answer"]
+    extra_chunks = max(0.0, st["completion_tokens_mean"] * STREAM_CHUNKS_PER_TOKEN - 1)
+    return st["sse_bytes_mean"] + extra_chunks * st["content_chunk_envelope_bytes"] + RESPONSE_HEAD_BYTES
+
+
+def streaming_price_per_million(
+    measured: dict[str, Any], settings: dict[str, Any], model_latency_s: float, signals: float | None = None
+) -> dict[str, float]:
+    """USD per 1M routed requests on the streaming path (models excluded): CloudFront → function
+    URL (RESPONSE_STREAM) → the chat function behind the Lambda Web Adapter, same memory and
+    architecture, billed for the whole stream. DynamoDB, SQS and the feedback function are the
+    buffered path's (a streamed turn makes the same writes); no API Gateway access log line."""
+    buffered = price_per_million(measured, settings, model_latency_s, signals)
+    chat = measured["chat"]
+    body = streamed_response_bytes(measured)
+    seconds = chat["handler_ms_p50"] / 1000 + model_latency_s + LWA_PROXY_MS / 1000
+    per_request = {
+        "cloudfront_requests": PRICE_CLOUDFRONT_HTTPS_PER_M / 1e6,
+        "cloudfront_data_out": body / 1e9 * PRICE_CLOUDFRONT_OUT_PER_GB
+        + chat["request_bytes_mean"] / 1e9 * PRICE_CLOUDFRONT_TO_ORIGIN_PER_GB,
+        "lambda_chat": lambda_usd(seconds, settings["chat_function"])
+        + max(0.0, body - LAMBDA_STREAM_FREE_BYTES) / 1e9 * PRICE_LAMBDA_STREAM_PER_GB,
+    }
+    parts = {k: v * 1e6 for k, v in per_request.items()}
+    parts |= {k: buffered[k] for k in ("lambda_feedback", "dynamodb", "sqs")}
+    parts["cloudwatch_logs"] = buffered["cloudwatch_logs"] - log_usd(measured["access_log_bytes"], 1) * 1e6
+    parts["total"] = sum(parts.values())
+    return {k: round(v, 3) for k, v in parts.items()}
+
+
+def buffered_data_out_per_million(measured: dict[str, Any]) -> float:
+    """The buffered path's response bytes to the internet (API Gateway), USD per 1M requests:
+    not in `price_per_million` (its table predates it), added for the like-for-like comparison."""
+    return round((measured["chat"]["response_bytes_mean"] + RESPONSE_HEAD_BYTES) / 1e9 * PRICE_API_OUT_PER_GB * 1e6, 3)
 
 
 def function_settings(logical_id: str) -> dict[str, Any]:
@@ -490,6 +599,23 @@ def main(argv: list[str] | None = None) -> int:
     dashboard = {
         label: dashboard_usd_per_day(measured, settings, poll, active) for label, poll, active in DASHBOARD_POLLING
     }
+    streaming = {f"{lat:g}s": streaming_price_per_million(measured, settings, lat) for lat in MODEL_LATENCIES_S}
+    buffered_out = buffered_data_out_per_million(measured)
+    buffered_1s = table["1s"]["total"] + buffered_out
+    streaming_1s = streaming["1s"]["total"]
+    versus = {
+        "buffered_usd_per_million": round(buffered_1s, 3),
+        "buffered_parts": {**table["1s"], "api_data_out": buffered_out},
+        "streaming_usd_per_million": round(streaming_1s, 3),
+        "streaming_parts": streaming["1s"],
+        "difference_usd_per_million": round(streaming_1s - buffered_1s, 3),
+        "without_data_transfer": {
+            "buffered": table["1s"]["total"],
+            "streaming": round(streaming_1s - streaming["1s"]["cloudfront_data_out"], 3),
+        },
+        "goal": "streaming ≤ buffered (both with their response bytes to the internet)",
+        "result": "PASS" if streaming_1s <= buffered_1s else "FAIL",
+    }
 
     from rich.console import Console
     from rich.table import Table
@@ -537,6 +663,19 @@ def main(argv: list[str] | None = None) -> int:
     for lat, parts in table.items():
         p.add_row(lat, *(f"{v:.2f}" for v in parts.values()))
     console.print(p)
+    sp = Table(title="Streaming path, USD per 1M routed requests (CloudFront → function URL → chat λ via LWA)")
+    sp.add_column("model latency", justify="right")
+    for col in streaming["1s"]:
+        sp.add_column(col, justify="right")
+    for lat, parts in streaming.items():
+        sp.add_row(lat, *(f"{v:.2f}" for v in parts.values()))
+    console.print(sp)
+    console.print(
+        f"At 1 s, with each path's response bytes to the internet: buffered ${buffered_1s:.2f} "
+        f"(of which API data out ${buffered_out:.2f}), streaming ${streaming_1s:.2f} "
+        f"({streamed_response_bytes(measured):.0f} bytes per streamed answer): {versus['result']} "
+        "(goal: streaming ≤ buffered)"
+    )
     q = Table(title="USD per 1M routed requests at 1 s model latency, by implicit signals per request")
     q.add_column("signals per request", justify="right")
     for col in next(iter(by_share.values())):
@@ -575,6 +714,23 @@ def main(argv: list[str] | None = None) -> int:
                 "dynamodb_read_unit_per_million": PRICE_DDB_RRU_PER_M,
                 "sqs_per_million": PRICE_SQS_PER_M,
                 "logs_ingested_per_gb": PRICE_LOGS_PER_GB,
+                "cloudfront_https_requests_per_million": PRICE_CLOUDFRONT_HTTPS_PER_M,
+                "cloudfront_data_out_per_gb": PRICE_CLOUDFRONT_OUT_PER_GB,
+                "cloudfront_to_origin_per_gb": PRICE_CLOUDFRONT_TO_ORIGIN_PER_GB,
+                "lambda_streamed_per_gb_beyond_6mb": PRICE_LAMBDA_STREAM_PER_GB,
+                "api_gateway_data_out_per_gb": PRICE_API_OUT_PER_GB,
+            },
+            "streaming_path": {
+                "shape": "CloudFront (HTTPS) → Lambda function URL, InvokeMode RESPONSE_STREAM → chat function "
+                "behind the Lambda Web Adapter, same memory and architecture as ChatFunction",
+                "billed_duration": "handler time + model latency (the whole stream) + the adapter's proxy hop",
+                "lwa_proxy_ms_assumed": LWA_PROXY_MS,
+                "lwa_init": "once per execution environment (a cold start), not priced per request",
+                "chunks_per_output_token": STREAM_CHUNKS_PER_TOKEN,
+                "response_head_bytes_assumed": RESPONSE_HEAD_BYTES,
+                "same_as_buffered": "DynamoDB writes and reads, SQS, the feedback function, the chat function's logs",
+                "not_billed": "function URL itself; streamed bytes under 6 MB per response; no API Gateway access log",
+                "free_tiers": "ignored (CloudFront's 10M requests and 1 TB a month, Lambda's monthly free tier)",
             },
         },
         "measured": measured,
@@ -587,6 +743,9 @@ def main(argv: list[str] | None = None) -> int:
             "target_usd_per_million": TARGET_USD_PER_MILLION,
         },
         "dashboard_tab_usd_per_day": dashboard,
+        "streaming_usd_per_million": streaming,
+        "streamed_response_bytes": round(streamed_response_bytes(measured)),
+        "at_1s_buffered_vs_streaming": versus,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2), encoding="utf-8")

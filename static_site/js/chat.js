@@ -1,10 +1,12 @@
-// Chat page: talks to the router like any OpenAI client would, and shows what the router did
-// with each request (model, request type, cost, turn id, gate) plus thumbs for explicit feedback.
+// Chat page: talks to the router like any OpenAI client would (streamed answers, rendered as
+// the tokens arrive, with a Stop button), and shows what the router did with each request
+// (model, request type, cost, turn id, gate) plus thumbs for explicit feedback.
 import { ApiFailure, failureFromResponse, jsonBody, networkFailure, pageOrigin } from "./api.js";
 import { feedbackOutcome, requestMessages, turnsUntilGate } from "./conversation.js";
 import { formatUsd, h, replaceChildren, typeLabel } from "./dom.js";
 import { loadSession, loadSiteConfig, normaliseApiUrl, saveSession } from "./settings.js";
 import { hideHint, setStatus, showHint } from "./status.js";
+import { SseReader, StreamedAnswer } from "./stream.js";
 
 const PAGE = "chat";
 
@@ -55,6 +57,7 @@ const chat = {
   answers: new Map(),
   lastGate: null,
   busy: false,
+  controller: null,
 };
 
 // ---------------------------------------------------------------- failures
@@ -136,6 +139,7 @@ function fillRouters(routers) {
 // ---------------------------------------------------------------- conversation
 
 function newChat() {
+  stop();
   chat.sessionId = null;
   chat.history = [];
   chat.answers.clear();
@@ -155,11 +159,15 @@ function pickScenario(scenario) {
   $("composer-input").focus();
 }
 
+function scrollBehavior() {
+  return window.matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth";
+}
+
 function addBubble(role, text, extra = []) {
   $("chat-empty").hidden = true;
   const node = h("div", { className: `message message-${role}` }, h("div", { className: "bubble", text }), extra);
   $("messages").append(node);
-  node.scrollIntoView({ block: "end", behavior: "smooth" });
+  node.scrollIntoView({ block: "end", behavior: scrollBehavior() });
   return node;
 }
 
@@ -171,6 +179,21 @@ function addError(failure, url) {
   node.scrollIntoView({ block: "end" });
 }
 
+function setStreaming(controller) {
+  chat.busy = Boolean(controller);
+  chat.controller = controller;
+  $("send-button").disabled = Boolean(controller) || !chat.apiUrl;
+  // The Stop button disappears with the stream: keep the keyboard where the user types.
+  if (!controller && document.activeElement === $("stop-button")) $("composer-input").focus();
+  $("stop-button").hidden = !controller;
+  // Screen readers announce the answer once it is whole, not token by token.
+  $("messages").setAttribute("aria-busy", String(Boolean(controller)));
+}
+
+function stop() {
+  if (chat.controller) chat.controller.abort();
+}
+
 async function send() {
   if (chat.busy) return;
   const input = $("composer-input");
@@ -178,8 +201,8 @@ async function send() {
   if (!text) return;
   if (!chat.apiUrl) return showHint("Connect first.", "Enter the API URL and your client key, then Connect.");
   chat.router = $("router-select").value;
-  chat.busy = true;
-  $("send-button").disabled = true;
+  const controller = new AbortController();
+  setStreaming(controller);
   const userMessage = { role: "user", content: text };
   const messages = requestMessages($("system-prompt").value, [...chat.history, userMessage]);
   const userNode = addBubble("user", text);
@@ -187,34 +210,106 @@ async function send() {
   const pending = addBubble("assistant", "Routing…");
   pending.classList.add("message-pending");
   const started = performance.now();
+  let response;
   try {
     const headers = { "content-type": "application/json" };
     if (chat.sessionId) headers["x-router-session-id"] = chat.sessionId;
-    const { response, url } = await call("v1/chat/completions", {
+    const body = { model: chat.router, messages, stream: true, stream_options: { include_usage: true } };
+    const sent = await call("v1/chat/completions", {
       method: "POST",
       headers,
-      body: JSON.stringify({ model: chat.router, messages, stream: false }),
+      body: JSON.stringify(body),
+      signal: controller.signal,
     });
-    if (!response.ok) throw Object.assign(await failureFromResponse(response), { url });
-    const body = await jsonBody(response);
-    const latencyMs = performance.now() - started;
-    pending.remove();
-    chat.history.push(userMessage);
-    const content = (body.choices && body.choices[0] && body.choices[0].message && body.choices[0].message.content) || "";
-    chat.history.push({ role: "assistant", content });
-    showAnswer(content, response.headers, body.router || {}, latencyMs);
-    setStatus("live", "Connected");
+    response = sent.response;
+    if (!response.ok) throw Object.assign(await failureFromResponse(response), { url: sent.url });
   } catch (failure) {
-    if (!(failure instanceof ApiFailure)) throw failure;
     pending.remove();
     userNode.remove();
     // Give the text back so nothing typed is lost.
     input.value = text;
+    setStreaming(null);
+    if (controller.signal.aborted) return;
+    if (!(failure instanceof ApiFailure)) throw failure;
     if (failure.kind === "unauthorized") setStatus("error", "HTTP 401");
     addError(failure, failure.url || chat.apiUrl);
-  } finally {
-    chat.busy = false;
-    $("send-button").disabled = false;
+    return;
+  }
+  pending.remove();
+  // "New chat" during the stream starts a new history: this answer stays with its own.
+  const history = chat.history;
+  history.push(userMessage);
+  // The router's headers come with the response head: show what it chose before any token.
+  const view = startAnswer(response.headers);
+  const answer = new StreamedAnswer();
+  let firstTokenMs = null;
+  let ending = "done";
+  try {
+    for await (const added of answerPieces(response, answer)) {
+      if (added && firstTokenMs === null) firstTokenMs = performance.now() - started;
+      view.append(added);
+    }
+    if (answer.error) ending = "error";
+    else if (!answer.done && !answer.finishReason) {
+      ending = "error";
+      answer.error = { message: "the stream ended before the answer was complete", type: "incomplete_stream", code: null };
+    }
+  } catch (error) {
+    if (controller.signal.aborted) ending = "stopped";
+    else {
+      ending = "error";
+      answer.error = { message: `the stream was cut: ${error && error.message ? error.message : error}`, type: "network", code: null };
+    }
+  }
+  const shown = answer.content + answer.refusal;
+  if (!shown && answer.toolCalls.length) view.append(answer.toolCallText());
+  const content = shown || answer.toolCallText();
+  if (content) history.push({ role: "assistant", content });
+  view.finish(answer, { ending, totalMs: performance.now() - started, firstTokenMs });
+  setStreaming(null);
+  if (ending !== "error") setStatus("live", "Connected");
+}
+
+/** The text each read adds to the answer (one string per network read: one render each). A JSON
+ * body (a server that does not stream) is applied as one piece. */
+async function* answerPieces(response, answer) {
+  const type = response.headers.get("content-type") || "";
+  if (!type.includes("text/event-stream")) {
+    const body = await jsonBody(response);
+    const message = (body.choices && body.choices[0] && body.choices[0].message) || {};
+    answer.content = typeof message.content === "string" ? message.content : "";
+    answer.facts = body.router || null;
+    answer.usage = body.usage || null;
+    answer.done = true;
+    yield answer.content;
+    return;
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const events = new SseReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    const found = done ? [...events.push(decoder.decode()), ...events.end()] : events.push(decoder.decode(value, { stream: true }));
+    let added = "";
+    for (const event of found) {
+      added += answer.apply(event.data);
+      if (answer.done || answer.error) break;
+    }
+    yield added;
+    if (done) return;
+    if (answer.done || answer.error) {
+      // The answer is whole (or failed): let the connection finish in the background.
+      drain(reader);
+      return;
+    }
+  }
+}
+
+async function drain(reader) {
+  try {
+    while (!(await reader.read()).done);
+  } catch {
+    // The server closed the connection: nothing was left to read.
   }
 }
 
@@ -222,58 +317,107 @@ function meta(className, label, value, title) {
   return h("span", { className: `meta ${className}`, title }, label ? `${label} ` : "", h("strong", { text: value }));
 }
 
-function showAnswer(content, headers, facts, latencyMs) {
-  const model = headers.get("x-router-model") || facts.model || "?";
-  const requestType = headers.get("x-router-request-type") || facts.request_type || "?";
-  const turnId = headers.get("x-router-turn-id") || facts.turn_id || null;
-  const sessionId = headers.get("x-router-session-id") || facts.session_id || null;
-  const fallback = headers.get("x-router-fallback") || facts.fallback || null;
+/** The assistant's message as soon as the response head arrived: the router's choice (headers),
+ * an empty bubble that grows as tokens arrive, thumbs enabled once the answer ends. */
+function startAnswer(headers) {
+  const model = headers.get("x-router-model") || "?";
+  const requestType = headers.get("x-router-request-type") || "?";
+  const turnId = headers.get("x-router-turn-id") || null;
+  const sessionId = headers.get("x-router-session-id") || null;
+  const fallback = headers.get("x-router-fallback") || null;
   if (sessionId) chat.sessionId = sessionId;
-  const gate = facts.feedback_gate || null;
-  if (gate) chat.lastGate = gate;
 
+  const latency = meta("meta-latency", "", "…", "round trip measured in this browser");
+  const cost = meta("meta-cost", "", "…", "cost of this answer");
   const metaLine = h(
     "div",
     { className: "answer-meta" },
     meta("meta-model", "model", model, "x-router-model: the model the router picked"),
     meta("meta-type", "type", typeLabel(requestType), "x-router-request-type: what the classifier saw"),
-    meta("meta-latency", "", `${Math.round(latencyMs)} ms`, "round trip measured in this browser"),
-    meta(
-      "meta-cost",
-      "",
-      Number.isFinite(facts.cost_usd) ? formatUsd(facts.cost_usd) : "—",
-      Number.isFinite(facts.baseline_cost_usd) ? `cost of this answer; ${formatUsd(facts.baseline_cost_usd)} on the priciest model` : "cost of this answer",
-    ),
+    latency,
+    cost,
     // Turn ids start with the session id; their tail is what tells turns apart.
-    turnId ? meta("meta-turn", "turn", turnId.length > 14 ? `…${turnId.slice(-10)}` : turnId, `turn id ${turnId}`) : null,
+    turnId ? meta("meta-turn", "turn", shortTurn(turnId), `turn id ${turnId}`) : null,
     fallback ? meta("meta-fallback", "fallback", fallback, "the router's pick failed; another model answered") : null,
-    gate ? meta("meta-gate", "", gate.passed ? "feedback counts" : `below gate ${gate.messages}/${gate.required}`, "signal gate of this answer") : null,
   );
   const outcome = h("span", { className: "outcome", attrs: { "aria-live": "polite" } });
   const up = h("button", { className: "button thumb", type: "button", text: "👍", title: "good answer", attrs: { "aria-label": "thumbs up" } });
   const down = h("button", { className: "button thumb", type: "button", text: "👎", title: "bad answer", attrs: { "aria-label": "thumbs down" } });
+  up.disabled = down.disabled = true;
   const actions = h("div", { className: "answer-actions" }, up, down, outcome);
-  if (!turnId) {
-    up.disabled = down.disabled = true;
-    outcome.textContent = "No turn id: this answer cannot be rated.";
-  }
-  up.addEventListener("click", () => rate(turnId, "up", { up, down, outcome }));
-  down.addEventListener("click", () => rate(turnId, "down", { up, down, outcome }));
-  const node = addBubble("assistant", content, [metaLine, actions]);
+  const node = addBubble("assistant", "", [metaLine, actions]);
+  const bubble = node.querySelector(".bubble");
+  // Model text only ever goes into this text node: it is untrusted and never becomes markup.
+  const text = document.createTextNode("");
+  bubble.append(text);
+  node.dataset.state = "streaming";
   node.dataset.turnId = turnId || "";
   node.dataset.model = model;
   node.dataset.requestType = requestType;
   if (turnId) chat.answers.set(turnId, node);
+  const messages = $("messages");
 
-  const implicit = facts.implicit_feedback;
-  if (implicit && implicit.turn_id) {
-    const thumb = implicit.reward >= 0.5 ? "👍" : "👎";
-    const earlier = chat.answers.get(implicit.turn_id);
-    const note = `The router read your follow-up as ${implicit.kind} (${thumb} ${Number(implicit.reward).toFixed(1)}) about this answer; it is applied once, in the background.`;
-    if (earlier) earlier.append(h("div", { className: "implicit-note", text: note }));
-    metaLine.append(meta("meta-implicit", "", `${thumb} implicit ${implicit.kind} on the previous answer`, note));
-  }
-  renderGate();
+  return {
+    append(added) {
+      if (!added) return;
+      const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
+      text.appendData(added);
+      // Follow the answer unless the reader scrolled up to read something else.
+      if (atBottom) messages.scrollTop = messages.scrollHeight;
+    },
+    finish(answer, { ending, totalMs, firstTokenMs }) {
+      const facts = answer.facts || {};
+      node.dataset.state = ending;
+      if (!node.isConnected) return; // a new chat was started while this answer streamed
+      const finalTurn = turnId || facts.turn_id || null;
+      if (!turnId && finalTurn) {
+        node.dataset.turnId = finalTurn;
+        chat.answers.set(finalTurn, node);
+        metaLine.append(meta("meta-turn", "turn", shortTurn(finalTurn), `turn id ${finalTurn}`));
+      }
+      if (!chat.sessionId && facts.session_id) chat.sessionId = facts.session_id;
+      latency.querySelector("strong").textContent = `${Math.round(totalMs)} ms`;
+      latency.title =
+        firstTokenMs === null ? "round trip measured in this browser" : `first token after ${Math.round(firstTokenMs)} ms; whole answer after ${Math.round(totalMs)} ms (this browser)`;
+      cost.querySelector("strong").textContent = Number.isFinite(facts.cost_usd) ? formatUsd(facts.cost_usd) : "—";
+      if (Number.isFinite(facts.baseline_cost_usd)) cost.title = `cost of this answer; ${formatUsd(facts.baseline_cost_usd)} on the priciest model`;
+      const gate = facts.feedback_gate || null;
+      if (gate) {
+        chat.lastGate = gate;
+        metaLine.append(meta("meta-gate", "", gate.passed ? "feedback counts" : `below gate ${gate.messages}/${gate.required}`, "signal gate of this answer"));
+      }
+      if (ending === "stopped") {
+        bubble.append(h("span", { className: "stream-note", text: "⏹ stopped" }));
+      } else if (ending === "error") {
+        const error = answer.error || {};
+        const code = error.code ? ` (${error.code})` : "";
+        node.append(h("div", { className: "stream-error", attrs: { role: "alert" }, text: `The answer was cut off${code}: ${error.message}` }));
+      }
+      if (finalTurn) {
+        up.disabled = down.disabled = false;
+        up.addEventListener("click", () => rate(finalTurn, "up", { up, down, outcome }));
+        down.addEventListener("click", () => rate(finalTurn, "down", { up, down, outcome }));
+      } else {
+        outcome.textContent = "No turn id: this answer cannot be rated.";
+      }
+      showImplicit(facts.implicit_feedback, metaLine);
+      renderGate();
+      node.scrollIntoView({ block: "end", behavior: scrollBehavior() });
+    },
+  };
+}
+
+function shortTurn(turnId) {
+  return turnId.length > 14 ? `…${turnId.slice(-10)}` : turnId;
+}
+
+function showImplicit(implicit, metaLine) {
+  if (!implicit || !implicit.turn_id) return;
+  const thumb = implicit.reward >= 0.5 ? "👍" : "👎";
+  const earlier = chat.answers.get(implicit.turn_id);
+  const note = `The router read your follow-up as ${implicit.kind} (${thumb} ${Number(implicit.reward).toFixed(1)}) about this answer; it is applied once, in the background.`;
+  if (earlier) earlier.append(h("div", { className: "implicit-note", text: note }));
+  metaLine.append(meta("meta-implicit", "", `${thumb} implicit ${implicit.kind} on the previous answer`, note));
 }
 
 async function rate(turnId, rating, parts) {
@@ -364,6 +508,13 @@ async function start() {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
       send();
+    }
+  });
+  $("stop-button").addEventListener("click", stop);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && chat.busy) {
+      event.preventDefault();
+      stop();
     }
   });
   $("router-select").addEventListener("change", (event) => {

@@ -23,7 +23,8 @@ def _chat(handle: BrowserPage, stack: RunningStack) -> Page:
 
 
 def _send(page: Page, text: str | None = None) -> Locator:
-    """Send the composer's text (or `text`) and wait for the answer; returns the answer's element."""
+    """Send the composer's text (or `text`) and wait until the whole answer streamed in; returns
+    the answer's element."""
     before = page.locator(".message-assistant[data-turn-id]").count()
     if text is not None:
         page.fill("#composer-input", text)
@@ -31,7 +32,9 @@ def _send(page: Page, text: str | None = None) -> Locator:
     answers = page.locator(".message-assistant[data-turn-id]")
     expect(answers).to_have_count(before + 1)
     turn_id = answers.last.get_attribute("data-turn-id")
-    return page.locator(f".message-assistant[data-turn-id='{turn_id}']")
+    answer = page.locator(f".message-assistant[data-turn-id='{turn_id}']")
+    expect(answer).to_have_attribute("data-state", "done")
+    return answer
 
 
 def _cell(stack: RunningStack, request_type: str, model: str) -> dict[str, Any]:

@@ -42,6 +42,11 @@ def test_the_cost_benchmark_measures_every_input_it_prices(restored_environment:
     assert '"decision"' in chat["log_sample"]
     assert state["poll_read_units_mean"] >= 1.5  # three Queries, half a unit each at least
     assert state["poll_write_units_mean"] <= 1.0
+    # The streamed answer is sized from real chunk events: an envelope per chunk, usage reported.
+    streamed = measured["streamed_answer"]
+    assert 100 < streamed["content_chunk_envelope_bytes"] < 600
+    assert streamed["completion_tokens_mean"] > 10
+    assert streamed["sse_bytes_mean"] > chat["response_bytes_mean"] > 500
 
 
 def test_prices_follow_the_measured_inputs_and_settings() -> None:
@@ -78,3 +83,54 @@ def test_prices_follow_the_measured_inputs_and_settings() -> None:
 
 def test_the_access_log_line_is_sized_from_the_templates_format() -> None:
     assert 80 < aws_cost.access_log_bytes("POST /v1/chat/completions", 200, 1012) < 200
+
+
+def test_the_streaming_path_is_priced_from_the_same_measurements_plus_cloudfront_and_its_bytes() -> None:
+    fn = {"memory_mb": 1024, "architecture": "arm64"}
+    settings = {"chat_function": fn, "feedback_function": fn, "signal_batch_size": 10}
+    measured = {
+        "chat": {
+            "handler_ms_p50": 0.0,
+            "signals_per_request": 0.5,
+            "write_units_mean": 2.0,
+            "read_units_mean": 1.5,
+            "log_bytes_per_request": 974.0,
+            "log_lines_per_request": 1.0,
+            "request_bytes_mean": 1000.0,
+            "response_bytes_mean": 2000.0,
+        },
+        "implicit_feedback": {
+            "handler_ms_per_batch_p50": 100.0,
+            "write_units_per_signal": 6.0,
+            "read_units_per_signal": 0.0,
+            "log_bytes_per_signal": 500.0,
+            "log_lines_per_signal": 1.0,
+        },
+        "streamed_answer": {
+            "sse_bytes_mean": 3000.0,
+            "content_chunk_envelope_bytes": 250.0,
+            "completion_tokens_mean": 101.0,
+        },
+        "access_log_bytes": 124,
+    }
+    buffered = aws_cost.price_per_million(measured, settings, 1.0)
+    streaming = aws_cost.streaming_price_per_million(measured, settings, 1.0)
+
+    assert streaming["cloudfront_requests"] == pytest.approx(1.0)  # $0.0100 per 10,000 HTTPS requests
+    # 3,000 bytes measured + 100 more chunks × 250 bytes + the head, at $0.085/GB; the POST body at $0.02/GB.
+    body = 3000 + 100 * 250 + aws_cost.RESPONSE_HEAD_BYTES
+    assert streaming["cloudfront_data_out"] == pytest.approx(
+        body * 1e6 / 1e9 * 0.085 + 1000 * 1e6 / 1e9 * 0.02, abs=1e-3
+    )
+    # The whole stream is billed, plus the adapter's hop; nothing for bytes under 6 MB.
+    extra = aws_cost.LWA_PROXY_MS / 1000 * 1e6 * aws_cost.PRICE_LAMBDA_GB_S["arm64"]
+    assert streaming["lambda_chat"] == pytest.approx(buffered["lambda_chat"] + extra, abs=1e-3)
+    for same in ("lambda_feedback", "dynamodb", "sqs"):
+        assert streaming[same] == buffered[same]
+    # No API Gateway access log line: 124 + 26 bytes fewer per request.
+    assert buffered["cloudwatch_logs"] - streaming["cloudwatch_logs"] == pytest.approx(150 * 1e6 / 1e9 * 0.5, abs=1e-3)
+    assert "api_gateway" not in streaming
+    assert streaming["total"] == pytest.approx(sum(v for k, v in streaming.items() if k != "total"), abs=2e-3)
+    assert aws_cost.buffered_data_out_per_million(measured) == pytest.approx(
+        (2000 + aws_cost.RESPONSE_HEAD_BYTES) * 1e6 / 1e9 * 0.09, abs=1e-3
+    )
