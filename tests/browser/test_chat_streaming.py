@@ -3,8 +3,7 @@ before the first token, grows the answer in place, and stops on demand keeping w
 
 The event reader is checked on real streamed bodies of the shared stack, cut at every byte. The
 growth and Stop checks need answers that take seconds: they start their own stack whose
-simulated provider streams slowly (`SLOW_STREAM`), and skip where the simulated provider
-cannot stream (the config has no such setting).
+simulated provider streams slowly (`SLOW_STREAM`).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from tools.local_stack.launcher import REPO_ROOT
 pytestmark = pytest.mark.browser
 
 SHIPPED_CONFIG = REPO_ROOT / "layers" / "router_core" / "router_core" / "routers.yaml"
-SLOW_STREAM: dict[str, Any] = {"stream_chunk_delay_ms": 60}
+SLOW_STREAM: dict[str, Any] = {"stream_interval_ms": 60}
 """Simulated-provider settings for answers that stream for seconds: one chunk every 60 ms."""
 LONG_PROMPT = "Write a Python function that merges two sorted lists, and explain it step by step."
 MIN_RENDERS = 10
@@ -187,11 +186,6 @@ def test_the_page_asks_for_a_stream_and_renders_the_streamed_answer(
 @pytest.fixture(scope="module")
 def slow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """A stack whose simulated models stream their answers a chunk at a time, slowly."""
-    from router_core.config import SimulatedProviderConfig
-
-    missing = set(SLOW_STREAM) - set(SimulatedProviderConfig.model_fields)
-    if missing:
-        pytest.skip(f"the simulated provider cannot stream slowly yet (no {sorted(missing)} setting)")
     base = tmp_path_factory.mktemp("slow-stream")
     config = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
     for provider in config["providers"].values():
@@ -241,7 +235,7 @@ def test_tokens_render_as_they_arrive_with_the_routers_choice_shown_first(
     lengths = [r["length"] for r in renders]
     assert len(renders) >= MIN_RENDERS, lengths
     assert lengths == sorted(lengths) and len(set(lengths)) == len(lengths)  # it only grows
-    assert renders[-1]["t"] - renders[0]["t"] > 0.5 * (MIN_RENDERS - 1) * SLOW_STREAM["stream_chunk_delay_ms"]
+    assert renders[-1]["t"] - renders[0]["t"] > 0.5 * (MIN_RENDERS - 1) * SLOW_STREAM["stream_interval_ms"]
     # The first token already found the model and request type on the answer.
     assert renders[0]["model"] == answer.get_attribute("data-model")
     assert renders[0]["type"] == (answer.get_attribute("data-request-type") or "").replace("_", " ")
@@ -269,7 +263,7 @@ def test_stop_ends_the_stream_and_keeps_the_partial_answer(browser_page: Browser
     assert kept.endswith("⏹ stopped")
     partial = kept.removesuffix("⏹ stopped")
     assert len(partial) >= page.evaluate("window.__renders[2].length")
-    page.wait_for_timeout(4 * SLOW_STREAM["stream_chunk_delay_ms"])
+    page.wait_for_timeout(4 * SLOW_STREAM["stream_interval_ms"])
     assert answer.locator(".bubble").text_content() == kept  # nothing arrives after Stop
     expect(stop).to_be_hidden()
     expect(page.locator("#send-button")).to_be_enabled()
