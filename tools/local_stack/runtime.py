@@ -259,6 +259,13 @@ def _web_environment_main(conn: Connection, settings: dict[str, Any]) -> None:
                 conn.send_bytes(str(client_address[1]).encode("ascii"))
 
     socketserver.ThreadingMixIn.process_request_thread = reporting  # type: ignore[method-assign,assignment]
+
+    def exit_with_the_stack() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            conn.recv_bytes()  # nothing is ever sent: this returns when the stack closes its end or dies
+        os._exit(0)
+
+    threading.Thread(target=exit_with_the_stack, name="stack-watch", daemon=True).start()
     try:
         runpy.run_module(settings["web_module"], run_name="__main__", alter_sys=True)
     except BaseException:
@@ -412,7 +419,7 @@ class LocalFunction:
         settings = dict(self._settings)
         settings["environment"] = {**self._settings["environment"], "AWS_LWA_PORT": str(port), "PORT": str(port)}
         context = _multiprocessing()
-        parent, child = context.Pipe(duplex=False)
+        parent, child = context.Pipe()
         process = context.Process(
             target=_web_environment_main, args=(child, settings), name=f"lambda:{self.spec.logical_id}", daemon=True
         )
