@@ -38,6 +38,9 @@ def test_the_stream_function_has_a_response_stream_url_open_to_clients_it_authen
     assert (url["InvokeMode"], url["AuthType"]) == ("RESPONSE_STREAM", "NONE")
     assert {"x-router-model", "x-router-request-type", "x-router-session-id"} <= set(url["Cors"]["ExposeHeaders"])
     assert "http://localhost:8080" in url["Cors"]["AllowOrigins"]
+    api_cors = t.resource("RouterApi")["Properties"]["Body"]["x-amazon-apigateway-cors"]
+    assert sorted(url["Cors"]["AllowHeaders"]) == sorted(t.resolve(api_cors["allowHeaders"]))
+    assert sorted(url["Cors"]["ExposeHeaders"]) == sorted(t.resolve(api_cors["exposeHeaders"]))
 
 
 def test_the_stream_function_runs_chat_through_the_lambda_web_adapter() -> None:
