@@ -223,11 +223,15 @@ def test_a_foreign_origin_gets_no_cors_headers(local_stack: RunningStack) -> Non
 
 def test_an_unknown_route_is_404_not_found(local_stack: RunningStack) -> None:
     with local_stack.client() as client:
-        for method, path in (("GET", "/v1/nothing"), ("GET", "/v1/chat/completions"), ("GET", "/v1/state/")):
+        for method, path in (("GET", "/v1/nothing"), ("GET", "/v1/state/")):
             response = client.request(method, path)
             assert response.status_code == 404, (method, path)
             assert response.json() == {"message": "Not Found"}
             assert response.headers["apigw-requestid"]
+        # /v1/chat/completions is the streaming function's URL (as behind BaseUrl): it answers itself.
+        response = client.get("/v1/chat/completions")
+        assert response.status_code == 404
+        assert response.headers["apigw-requestid"]
 
 
 def test_a_body_over_ten_megabytes_is_413_with_cors_without_reaching_the_function(local_stack: RunningStack) -> None:

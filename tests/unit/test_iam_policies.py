@@ -43,7 +43,7 @@ def test_each_function_may_make_only_the_calls_its_code_makes() -> None:
 
 def test_no_statement_uses_a_wildcard_action_or_the_whole_account() -> None:
     t = stack_template()
-    for role in ("ChatFunctionRole", "FeedbackFunctionRole", "StateFunctionRole"):
+    for role in ("ChatFunctionRole", "ChatStreamFunctionRole", "FeedbackFunctionRole", "StateFunctionRole"):
         for s in statements(t, role):
             acts = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
             assert all("*" not in a for a in acts), (role, acts)

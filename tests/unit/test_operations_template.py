@@ -17,7 +17,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC = "arn:aws:sns:us-east-1:123456789012:router-alarms"
-FUNCTIONS = ("ChatFunction", "FeedbackFunction", "StateFunction")
+FUNCTIONS = ("ChatFunction", "ChatStreamFunction", "FeedbackFunction", "StateFunction")
 
 
 def published_metrics(handler: str) -> set[str]:

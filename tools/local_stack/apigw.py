@@ -15,10 +15,10 @@ import binascii
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, unquote_plus
 
 from tools.local_stack.routes import Route
@@ -57,6 +57,16 @@ class HttpRequest:
         return ",".join(values) if values else None
 
 
+class StreamBody(Protocol):
+    """A body written piece by piece; `close` ends it early and releases what it holds."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def __next__(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class HttpResponse:
     """What goes back on the wire. `headers` keeps order and repeats (Set-Cookie)."""
@@ -64,6 +74,9 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    stream: StreamBody | None = None
+    """When set, the body is sent as it comes (chunked, each piece flushed) instead of `body`;
+    the server always closes it (early when the client goes away)."""
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()

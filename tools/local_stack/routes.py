@@ -8,6 +8,7 @@ the `AWS::Lambda::EventSourceMapping` resources (SQS triggers).
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from tools.local_stack.template import StackTemplate, TemplateError, references_
 
 _INTEGRATION_FUNCTION = re.compile(r"\$\{(?P<fn>[A-Za-z0-9]+)\.Arn\}")
 _PATH_PARAM = re.compile(r"\{(?P<name>[A-Za-z0-9_.-]+)(?P<greedy>\+)?\}")
+_RUN_MODULE = re.compile(r"\bexec\s+python3?\s+-m\s+(?P<module>[A-Za-z_][\w.]*)")
 _ANY_METHOD = "x-amazon-apigateway-any-method"
 _METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 
@@ -101,6 +103,14 @@ class FunctionSpec:
     runtime: str
     reserved_concurrency: int | None = None
     """ReservedConcurrentExecutions: the most environments the function may run at once."""
+    web_module: str | None = None
+    """For a function run by the Lambda Web Adapter: the module its startup script serves
+    (`python3 -m <module>`); each environment runs it as a web server."""
+
+    @property
+    def readiness_path(self) -> str:
+        """Where the Lambda Web Adapter checks that a web function's server is up."""
+        return self.environment.get("AWS_LWA_READINESS_CHECK_PATH", "/")
 
     @property
     def module(self) -> str:
@@ -125,6 +135,20 @@ class QueueTrigger:
 
 
 @dataclass(frozen=True)
+class StreamRoute:
+    """A CloudFront path pattern served by a Function URL in RESPONSE_STREAM mode."""
+
+    path_pattern: str
+    """CloudFront's pattern: `*` and `?` wildcards, case-sensitive, e.g. /v1/chat/completions."""
+    function: str
+    """Logical id of the function behind the URL."""
+    cors: CorsPolicy
+
+    def matches(self, raw_path: str) -> bool:
+        return fnmatch.fnmatchcase(raw_path, self.path_pattern)
+
+
+@dataclass(frozen=True)
 class ApiSpec:
     """Everything the local HTTP API needs from the template."""
 
@@ -134,6 +158,12 @@ class ApiSpec:
     throttle: Throttle | None
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     triggers: tuple[QueueTrigger, ...] = ()
+    stream_routes: tuple[StreamRoute, ...] = ()
+    """Paths CloudFront sends to a streaming Function URL instead of the HTTP API, in order."""
+
+    def stream_route(self, raw_path: str) -> StreamRoute | None:
+        """The streaming route serving `raw_path` (CloudFront: the first matching behaviour)."""
+        return next((r for r in self.stream_routes if r.matches(raw_path)), None)
 
     def find(self, method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
         """The route serving `method raw_path` (exact method before ANY), with its path parameters."""
@@ -172,7 +202,66 @@ def read_api(template: StackTemplate, site_origins: Sequence[str]) -> ApiSpec:
         throttle=_throttle(template, api_id),
         functions=functions,
         triggers=tuple(_triggers(template)),
+        stream_routes=tuple(_stream_routes(template, site_origins)),
     )
+
+
+def _stream_routes(template: StackTemplate, site_origins: Sequence[str]) -> list[StreamRoute]:
+    """CloudFront cache behaviours whose origin is a RESPONSE_STREAM function URL."""
+    urls = {
+        url_id: url
+        for url_id, url in template.of_type("AWS::Lambda::Url").items()
+        if template.properties(url_id).get("InvokeMode") == "RESPONSE_STREAM"
+    }
+    routes: list[StreamRoute] = []
+    for dist in template.of_type("AWS::CloudFront::Distribution").values():
+        config = (dist.get("Properties") or {}).get("DistributionConfig") or {}
+        origin_url = {}
+        for origin in config.get("Origins") or []:
+            found = [u for u in urls if _references_attribute(origin.get("DomainName"), u, "FunctionUrl")]
+            if found:
+                origin_url[origin.get("Id")] = found[0]
+        for behaviour in config.get("CacheBehaviors") or []:
+            url_id = origin_url.get(behaviour.get("TargetOriginId"))
+            if url_id is None:
+                continue
+            target = (urls[url_id].get("Properties") or {}).get("TargetFunctionArn")
+            if not (isinstance(target, dict) and "Ref" in target):
+                raise TemplateError(f"{url_id}: TargetFunctionArn must be a Ref to a function of this template")
+            routes.append(
+                StreamRoute(
+                    path_pattern=str(template.resolve(behaviour.get("PathPattern"))),
+                    function=str(target["Ref"]),
+                    cors=_url_cors(template, (urls[url_id].get("Properties") or {}).get("Cors"), site_origins),
+                )
+            )
+    return routes
+
+
+def _references_attribute(node: Any, logical_id: str, attribute: str) -> bool:
+    if isinstance(node, dict):
+        get_att = node.get("Fn::GetAtt")
+        if get_att in ([logical_id, attribute], f"{logical_id}.{attribute}"):
+            return True
+        return any(_references_attribute(v, logical_id, attribute) for v in node.values())
+    if isinstance(node, list):
+        return any(_references_attribute(v, logical_id, attribute) for v in node)
+    return False
+
+
+def _url_cors(template: StackTemplate, raw: Any, site_origins: Sequence[str]) -> CorsPolicy:
+    """A Function URL's Cors, in the HTTP API's CORS shape (both answer preflights themselves)."""
+    if not isinstance(raw, dict):
+        return CorsPolicy()
+    as_api = {
+        "allowOrigins": raw.get("AllowOrigins"),
+        "allowMethods": raw.get("AllowMethods"),
+        "allowHeaders": raw.get("AllowHeaders"),
+        "exposeHeaders": raw.get("ExposeHeaders"),
+        "maxAge": raw.get("MaxAge"),
+        "allowCredentials": raw.get("AllowCredentials", False),
+    }
+    return _cors(template, as_api, site_origins)
 
 
 def _routes(template: StackTemplate, api_id: str, body: dict[str, Any], schemes: dict[str, Any]) -> list[Route]:
@@ -263,11 +352,16 @@ def _function(template: StackTemplate, logical_id: str) -> FunctionSpec:
             layer_props = template.resource(layer_ref["Ref"]).get("Properties") or {}
             layers.append(template.code_path(layer_props.get("Content")))
     env = (props.get("Environment") or {}).get("Variables") or {}
+    code_dir = template.code_path(props.get("Code"))
+    handler = str(props.get("Handler", ""))
+    web_module = None
+    if "AWS_LWA_INVOKE_MODE" in env or "AWS_LAMBDA_EXEC_WRAPPER" in env or handler.endswith(".sh"):
+        web_module = _startup_module(logical_id, code_dir / handler)
     return FunctionSpec(
         logical_id=logical_id,
         name=template.physical_name(logical_id),
-        code_dir=template.code_path(props.get("Code")),
-        handler=str(props.get("Handler", "")),
+        code_dir=code_dir,
+        handler=handler,
         timeout_s=int(props.get("Timeout", 3)),
         memory_mb=int(props.get("MemorySize", 128)),
         environment={str(k): str(v) for k, v in env.items()},
@@ -276,7 +370,23 @@ def _function(template: StackTemplate, logical_id: str) -> FunctionSpec:
         reserved_concurrency=int(props["ReservedConcurrentExecutions"])
         if props.get("ReservedConcurrentExecutions") is not None
         else None,
+        web_module=web_module,
     )
+
+
+def _startup_module(logical_id: str, script: Path) -> str:
+    """The module a Lambda Web Adapter startup script runs (`exec python3 -m <module>`)."""
+    try:
+        text = script.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TemplateError(f"{logical_id}: startup script {script} cannot be read: {exc.strerror}") from exc
+    found = _RUN_MODULE.search(text)
+    if found is None:
+        raise TemplateError(
+            f"{logical_id}: {script.name} must start the web server with `exec python3 -m <module>` "
+            "to run locally (the Lambda Web Adapter's handler is that script)"
+        )
+    return found.group("module")
 
 
 def _triggers(template: StackTemplate) -> list[QueueTrigger]:

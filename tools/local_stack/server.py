@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from tools.local_stack.apigw import HttpRequest, HttpResponse, gateway_error
+from tools.local_stack.apigw import HttpRequest, HttpResponse, StreamBody, gateway_error
 from tools.local_stack.gateway import MAX_PAYLOAD_BYTES
 
 HOST = "127.0.0.1"
@@ -163,6 +163,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def _send(self, response: HttpResponse, *, head: bool = False) -> None:
+        if response.stream is not None:
+            self._send_stream(response, response.stream, head=head)
+            return
         try:
             self.send_response(response.status)
             has_length = False
@@ -185,6 +188,41 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(response.body)
         except (TimeoutError, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _send_stream(self, response: HttpResponse, stream: StreamBody, *, head: bool) -> None:
+        """Write the head at once, then each piece as its own chunk (flushed: Nagle is off and
+        the writer unbuffered). HTTP/1.0 clients get the body delimited by closing instead."""
+        chunked = self.request_version == "HTTP/1.1"
+        complete = False
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            if self.server.closing or not chunked or response.header("Connection") == "close":
+                self.close_connection = True
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if head:
+                complete = True
+                return
+            for piece in stream:
+                if piece:  # an empty chunk would end the body
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+            complete = True
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
+            pass  # the client went away
+        except Exception:
+            pass  # the function failed mid-answer (the gateway logged it): the body stays cut off
+        finally:
+            stream.close()
+            if not complete:
+                self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         # The access log is written by the stack from Gateway exchanges; http.server's own

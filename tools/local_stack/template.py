@@ -271,6 +271,9 @@ class StackTemplate:
             return name
         if kind == "AWS::SQS::Queue" and attribute == "QueueUrl":
             return self.ref(logical_id)
+        if kind == "AWS::Lambda::Url" and attribute == "FunctionUrl":
+            url_id = hashlib.sha256(name.encode()).hexdigest()[:32]  # deployed: 32 random characters
+            return f"https://{url_id}.lambda-url.{self.region}.on.aws/"
         if kind == "AWS::S3::Bucket" and attribute in ("RegionalDomainName", "DomainName"):
             return f"{name}.s3.{self.region}.amazonaws.com"
         # Attributes nothing local reads (ids of CloudFront/IAM objects): stable placeholders.
