@@ -18,7 +18,11 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
-MAKE_ARGS_MODULE = {"run": "tools.local_stack", "bench-live": "benchmarks.live"}
+MAKE_ARGS_MODULE = {
+    "run": "tools.local_stack",
+    "bench-live": "benchmarks.live",
+    "bench-streaming": "benchmarks.streaming",
+}
 """Where `make <target> ARGS=...` passes its arguments (see the Makefile)."""
 
 

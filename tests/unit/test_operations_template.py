@@ -167,7 +167,7 @@ def test_the_dashboard_shows_routed_requests_cost_savings_fallbacks_latency_and_
     assert set(widgets) == {
         "Routed requests (per 5 min)",
         "Model cost and savings (USD per 5 min)",
-        "Fallbacks",
+        "Fallbacks and broken streams",
         "Latency (ms)",
         "Errors and throttles",
         "Alarms",
@@ -178,7 +178,7 @@ def test_the_dashboard_shows_routed_requests_cost_savings_fallbacks_latency_and_
 
     assert names("Routed requests (per 5 min)") == {"RoutedTurns", "DirectTurns"}
     assert names("Model cost and savings (USD per 5 min)") == {"CostUSD", "SavingsUSD"}
-    assert names("Fallbacks") == {"Fallbacks", "RoutedTurns"}
+    assert names("Fallbacks and broken streams") == {"Fallbacks", "StreamsFailed", "RoutedTurns"}
     assert names("Latency (ms)") == {"Latency", "Duration"}
     watched = {"5xx", "Errors", "ReadThrottleEvents", "WriteThrottleEvents", "ApproximateNumberOfMessagesVisible"}
     assert watched <= names("Errors and throttles")
