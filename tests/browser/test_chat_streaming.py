@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from playwright.sync_api import Page, Request, Response, expect
+from playwright.sync_api import Page, Request, expect
 
 from tests.browser.conftest import ROUTER, BrowserPage, RunningStack, connect_chat, js_module, open_page
 from tests.e2e.conftest import start_local_stack
@@ -165,14 +166,14 @@ def test_the_page_asks_for_a_stream_and_renders_the_streamed_answer(
             sent.append(json.loads(request.post_data or "{}"))
 
     page.on("request", record)
-    responses = _chat_responses(page)
+    page.evaluate(TAP_BODIES)
     page.fill("#composer-input", "Give me one fact about Jupiter.")
     page.click("#send-button")
     answer = page.locator(".message-assistant").last
     expect(answer).to_have_attribute("data-state", "done")
 
     assert sent[0]["stream"] is True and sent[0]["stream_options"] == {"include_usage": True}
-    text, facts = _streamed_text(responses[0].text())
+    text, facts = _streamed_text(_tapped_body(page, 0))
     expect(answer.locator(".bubble")).to_have_text(text)
     assert facts is not None and answer.get_attribute("data-turn-id") == facts["turn_id"]
     expect(page.locator("#stop-button")).to_be_hidden()
@@ -200,28 +201,51 @@ def slow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStac
         stack.process.stop()
 
 
-def _chat_responses(page: Page) -> list[Response]:
-    """The page's chat completion responses, as they start (read their bodies once complete)."""
-    responses: list[Response] = []
-    page.on("response", lambda r: responses.append(r) if r.url.endswith("/v1/chat/completions") else None)
-    return responses
+# Installed before sending: a copy of every chat completion body, as the page's fetch received
+# it (Chromium's DevTools cannot always give the body of a streamed response back afterwards).
+TAP_BODIES = """() => {
+  window.__bodies = [];
+  const original = window.fetch;
+  window.fetch = async (...args) => {
+    const response = await original(...args);
+    const url = String((args[0] && args[0].url) || args[0]);
+    if (!url.endsWith("/v1/chat/completions") || !response.body) return response;
+    const [copy, page] = response.body.tee();
+    const slot = window.__bodies.push(null) - 1;
+    new Response(copy).text().then(
+      (text) => { window.__bodies[slot] = text; },
+      () => { window.__bodies[slot] = false; },  // aborted (Stop): the page's own branch reports it
+    );
+    return new Response(page, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
+}"""
 
 
-def _send_watched(page: Page, stack: RunningStack, prompt: str) -> list[Response]:
-    """Connect, watch the answer's text, send `prompt`; returns the list its response lands in."""
+def _tapped_body(page: Page, index: int) -> str:
+    """The `index`-th chat completion body the page received whole (see TAP_BODIES)."""
+    deadline = time.monotonic() + 15
+    while True:
+        body = page.evaluate(f"() => window.__bodies[{index}]")
+        if isinstance(body, str):
+            return body
+        assert time.monotonic() < deadline, "the tapped body never completed"
+        page.wait_for_timeout(20)
+
+
+def _send_watched(page: Page, stack: RunningStack, prompt: str) -> None:
+    """Connect, watch the answer's text and tap its body, send `prompt`."""
     connect_chat(page, stack.info.client_key)
-    responses = _chat_responses(page)
+    page.evaluate(TAP_BODIES)
     page.evaluate(WATCH_ANSWER)
     page.fill("#composer-input", prompt)
     page.click("#send-button")
-    return responses
 
 
 def test_tokens_render_as_they_arrive_with_the_routers_choice_shown_first(
     browser_page: BrowserPage, slow_stack: RunningStack
 ) -> None:
     page = open_page(browser_page, f"{slow_stack.site_origin}/chat.html")
-    responses = _send_watched(page, slow_stack, LONG_PROMPT)
+    _send_watched(page, slow_stack, LONG_PROMPT)
     answer = page.locator(".message-assistant").last
 
     # While the answer streams, the chips from the response headers are already on it.
@@ -239,7 +263,7 @@ def test_tokens_render_as_they_arrive_with_the_routers_choice_shown_first(
     # The first token already found the model and request type on the answer.
     assert renders[0]["model"] == answer.get_attribute("data-model")
     assert renders[0]["type"] == (answer.get_attribute("data-request-type") or "").replace("_", " ")
-    text, facts = _streamed_text(responses[0].text())
+    text, facts = _streamed_text(_tapped_body(page, 0))
     expect(answer.locator(".bubble")).to_have_text(text)  # exactly the deltas, concatenated
     assert lengths[-1] == len(text)
     assert facts is not None and facts["turn_id"] == answer.get_attribute("data-turn-id")
@@ -252,7 +276,11 @@ def test_stop_ends_the_stream_and_keeps_the_partial_answer(browser_page: Browser
     page = open_page(browser_page, f"{slow_stack.site_origin}/chat.html")
     _send_watched(page, slow_stack, LONG_PROMPT)
     answer = page.locator(".message-assistant").last
-    page.wait_for_function("window.__renders.length >= 3")
+    # Polled from here: the page's CSP (script-src 'self') forbids the eval wait_for_function needs.
+    deadline = time.monotonic() + 15
+    while page.evaluate("() => window.__renders.length") < 3:
+        assert time.monotonic() < deadline, "the answer did not start streaming"
+        page.wait_for_timeout(20)
 
     stop = page.get_by_role("button", name="Stop the answer")
     stop.focus()
