@@ -27,9 +27,13 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 # List prices, us-east-1, on-demand (USD). Sources: the AWS pricing pages for each service.
 PRICE_HTTP_API_PER_M = 1.00  # API Gateway HTTP API, first 300M requests/month
@@ -80,8 +84,9 @@ RESPONSE_HEAD_BYTES = 600
 LWA_PROXY_MS = 2.0
 """What the Lambda Web Adapter adds to each invocation (a loopback HTTP hop): an assumption, not
 measured here; its own start is once per execution environment (cold start), not per request."""
-STREAM_CHUNKS_PER_TOKEN = 1.0
-"""Content chunks per output token in a streamed answer (OpenAI-style upstreams send about one)."""
+TOKEN_CHARS = 4
+"""Characters per streamed chunk of the simulated models here: about one token per chunk, as
+OpenAI-style upstreams send (the measured `content_chunks_per_token` is reported)."""
 
 
 def item_size(item: dict[str, Any]) -> int:
@@ -245,7 +250,16 @@ def measure(sessions: int, turns_per_session: int) -> dict[str, Any]:
 
     os.environ.update(fake_aws_environment())
     os.environ.pop("AWS_PROFILE", None)
-    os.environ.pop("ROUTER_CONFIG_PATH", None)
+    # The shipped config, with the simulated models streaming one ~token (4 characters) per
+    # chunk, as OpenAI-style upstreams do: the streamed answers below are then sized as a real
+    # token-by-token stream (nothing else reads this setting).
+    shipped = yaml.safe_load(resources.files("router_core").joinpath("routers.yaml").read_text(encoding="utf-8"))
+    shipped["providers"]["simulated"]["stream_piece_chars"] = TOKEN_CHARS
+    config_dir = tempfile.mkdtemp(prefix="bench-cost-")
+    config_path = os.path.join(config_dir, "routers.yaml")
+    with open(config_path, "w", encoding="utf-8") as out:
+        yaml.safe_dump(shipped, out)
+    os.environ["ROUTER_CONFIG_PATH"] = config_path
     lock_moto()
     rng = random.Random(7)
     kinds = ("satisfaction", "neutral", "negative")
@@ -278,13 +292,14 @@ def measure(sessions: int, turns_per_session: int) -> dict[str, Any]:
             response_bytes.append(len(result["body"].encode()))
             return result
 
-        def send_stream(messages: list[dict[str, Any]]) -> str:
+        def send_stream(messages: list[dict[str, Any]]) -> list[str]:
+            """The streaming entry's body pieces (what the function URL sends, one per event)."""
             body = json.dumps({"model": "smart-cheap-router", "messages": messages, "stream": True,
                                "stream_options": {"include_usage": True}})  # fmt: skip
             event = http_event("POST", "/v1/chat/completions", body=body, headers=auth)
-            result: dict[str, Any] = StdoutBytes().run(lambda: chat.lambda_handler(event, lambda_context("chat")))
-            assert result["statusCode"] == 200, result
-            return str(result["body"])
+            out: list[Any] = StdoutBytes().run(lambda: list(chat.stream_handler(event, lambda_context("chat"))))
+            assert out[0]["statusCode"] == 200, out
+            return [str(piece) for piece in out[1:]]
 
         try:
             # Warm the key cache and the code paths, as a warm Lambda would be.
@@ -322,7 +337,7 @@ def measure(sessions: int, turns_per_session: int) -> dict[str, Any]:
                     conversation.append({"role": "assistant", "content": answer})
 
             # Response sizes: the buffered JSON answers above, and the same kind of answer as
-            # chat.completion.chunk events (its per-chunk envelope sizes a token-by-token stream).
+            # chat.completion.chunk events from the streaming entry, one ~token per chunk.
             streamed = [
                 _sse_sizes(send_stream(opening_messages(rng.choice(PROMPTS[types[n % len(types)]]), rng)))
                 for n in range(20)
@@ -415,7 +430,9 @@ def measure(sessions: int, turns_per_session: int) -> dict[str, Any]:
         "streamed_answer": {
             "answers": len(streamed),
             "sse_bytes_mean": statistics.fmean(x["bytes"] for x in streamed),
-            "content_chunk_envelope_bytes": statistics.fmean(x["envelope"] for x in streamed),
+            "gzip_bytes_mean": statistics.fmean(x["gzip_bytes"] for x in streamed),
+            "events_mean": statistics.fmean(x["events"] for x in streamed),
+            "content_chunks_per_token": sum(x["content_chunks"] for x in streamed) / sum(x["tokens"] for x in streamed),
             "completion_tokens_mean": statistics.fmean(x["tokens"] for x in streamed),
         },
         "implicit_feedback": {
@@ -438,28 +455,37 @@ def measure(sessions: int, turns_per_session: int) -> dict[str, Any]:
     }
 
 
-def _sse_sizes(sse: str) -> dict[str, float]:
-    """Bytes of one SSE answer, the bytes a content chunk adds besides its text, its output tokens."""
-    envelope, tokens = 0, 0
-    for line in sse.split("\n\n"):
-        if not line.startswith("data: {"):
+def _sse_sizes(pieces: list[str]) -> dict[str, float]:
+    """One streamed answer: its bytes as sent plain and gzip-encoded (each event flushed through
+    the compressor, as the stream server does for clients that accept gzip), its events and
+    content chunks, its output tokens."""
+    from router_core.openai_format import GzipEventStream
+
+    gzip = GzipEventStream()
+    raw = [piece.encode("utf-8") for piece in pieces]
+    gzipped = sum(len(gzip.piece(data)) for data in raw) + len(gzip.end())
+    tokens, content_chunks = 0, 0
+    for piece in pieces:
+        if not piece.startswith("data: {"):
             continue
-        chunk = json.loads(line[len("data: ") :])
+        chunk = json.loads(piece[len("data: ") :])
         if chunk.get("usage"):
             tokens = int(chunk["usage"]["completion_tokens"])
-        for choice in chunk.get("choices") or ():
-            content = (choice.get("delta") or {}).get("content")
-            if content:
-                envelope = len((line + "\n\n").encode()) - len(json.dumps(content)[1:-1].encode())
-    return {"bytes": len(sse.encode()), "envelope": envelope, "tokens": tokens}
+        content_chunks += sum(1 for c in chunk.get("choices") or () if (c.get("delta") or {}).get("content"))
+    return {
+        "bytes": sum(len(d) for d in raw),
+        "gzip_bytes": gzipped,
+        "events": len(pieces),
+        "content_chunks": content_chunks,
+        "tokens": tokens,
+    }
 
 
-def streamed_response_bytes(measured: dict[str, Any]) -> float:
-    """A streamed answer's body: the measured events, with the content split into one chunk per
-    `STREAM_CHUNKS_PER_TOKEN` output token (each chunk repeats the envelope), plus the head."""
+def streamed_response_bytes(measured: dict[str, Any], *, gzip: bool = True) -> float:
+    """A streamed answer's bytes to the client: the measured token-by-token stream, gzip-encoded
+    (the OpenAI SDKs and browsers accept gzip) or plain, plus the head."""
     st = measured["streamed_answer"]
-    extra_chunks = max(0.0, st["completion_tokens_mean"] * STREAM_CHUNKS_PER_TOKEN - 1)
-    return st["sse_bytes_mean"] + extra_chunks * st["content_chunk_envelope_bytes"] + RESPONSE_HEAD_BYTES
+    return (st["gzip_bytes_mean"] if gzip else st["sse_bytes_mean"]) + RESPONSE_HEAD_BYTES
 
 
 def streaming_price_per_million(
@@ -726,7 +752,8 @@ def main(argv: list[str] | None = None) -> int:
                 "billed_duration": "handler time + model latency (the whole stream) + the adapter's proxy hop",
                 "lwa_proxy_ms_assumed": LWA_PROXY_MS,
                 "lwa_init": "once per execution environment (a cold start), not priced per request",
-                "chunks_per_output_token": STREAM_CHUNKS_PER_TOKEN,
+                "characters_per_streamed_chunk": TOKEN_CHARS,
+                "encoding": "gzip, each event flushed (clients that accept it: OpenAI SDKs, browsers)",
                 "response_head_bytes_assumed": RESPONSE_HEAD_BYTES,
                 "same_as_buffered": "DynamoDB writes and reads, SQS, the feedback function, the chat function's logs",
                 "not_billed": "function URL itself; streamed bytes under 6 MB per response; no API Gateway access log",

@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
+from router_core.openai_format import GzipEventStream, accepts_gzip
+
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT_S = 900
@@ -205,7 +207,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             _close(pieces)
             self._send_whole(500, [("Content-Type", "application/json")], server_error_body())
             return
-        self._send_stream(status, headers, pieces)
+        self._send_stream(status, headers, pieces, gzip=accepts_gzip(self.headers.get("Accept-Encoding")))
 
     def _send_whole(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         try:
@@ -216,15 +218,28 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def _send_stream(self, status: int, headers: list[tuple[str, str]], pieces: Iterator[dict[str, Any] | str]) -> None:
+    def _send_stream(
+        self, status: int, headers: list[tuple[str, str]], pieces: Iterator[dict[str, Any] | str], *, gzip: bool
+    ) -> None:
+        """Chunked, one flushed chunk per piece; gzip-encoded (each piece flushed through the
+        compressor) when the client accepts it: the same events at a twentieth of the bytes."""
+        compressor = GzipEventStream() if gzip else None
         try:
             self._send_head(status, headers)
             self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Vary", "Accept-Encoding")
+            if compressor is not None:
+                self.send_header("Content-Encoding", "gzip")
             self.end_headers()
             for piece in pieces:
                 data = str(piece).encode("utf-8")
+                if data and compressor is not None:
+                    data = compressor.piece(data)
                 if data:  # an empty chunk would end the body
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            if compressor is not None:
+                trailer = compressor.end()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(trailer), trailer))
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             _close(pieces)  # the client went away: the turn is recorded with what was produced

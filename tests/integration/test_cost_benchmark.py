@@ -42,11 +42,13 @@ def test_the_cost_benchmark_measures_every_input_it_prices(restored_environment:
     assert '"decision"' in chat["log_sample"]
     assert state["poll_read_units_mean"] >= 1.5  # three Queries, half a unit each at least
     assert state["poll_write_units_mean"] <= 1.0
-    # The streamed answer is sized from real chunk events: an envelope per chunk, usage reported.
+    # The streamed answer is the streaming entry's own events, about one token per chunk, usage
+    # reported; gzip (each event flushed) sends a small fraction of its bytes.
     streamed = measured["streamed_answer"]
-    assert 100 < streamed["content_chunk_envelope_bytes"] < 600
+    assert 0.7 < streamed["content_chunks_per_token"] < 1.5
     assert streamed["completion_tokens_mean"] > 10
-    assert streamed["sse_bytes_mean"] > chat["response_bytes_mean"] > 500
+    assert streamed["sse_bytes_mean"] > 10 * chat["response_bytes_mean"] > 5000
+    assert streamed["gzip_bytes_mean"] < streamed["sse_bytes_mean"] / 5
 
 
 def test_prices_follow_the_measured_inputs_and_settings() -> None:
@@ -107,8 +109,8 @@ def test_the_streaming_path_is_priced_from_the_same_measurements_plus_cloudfront
             "log_lines_per_signal": 1.0,
         },
         "streamed_answer": {
-            "sse_bytes_mean": 3000.0,
-            "content_chunk_envelope_bytes": 250.0,
+            "sse_bytes_mean": 30000.0,
+            "gzip_bytes_mean": 3000.0,
             "completion_tokens_mean": 101.0,
         },
         "access_log_bytes": 124,
@@ -117,8 +119,8 @@ def test_the_streaming_path_is_priced_from_the_same_measurements_plus_cloudfront
     streaming = aws_cost.streaming_price_per_million(measured, settings, 1.0)
 
     assert streaming["cloudfront_requests"] == pytest.approx(1.0)  # $0.0100 per 10,000 HTTPS requests
-    # 3,000 bytes measured + 100 more chunks × 250 bytes + the head, at $0.085/GB; the POST body at $0.02/GB.
-    body = 3000 + 100 * 250 + aws_cost.RESPONSE_HEAD_BYTES
+    # The gzip-encoded stream (3,000 bytes measured) + the head, at $0.085/GB; the POST body at $0.02/GB.
+    body = 3000 + aws_cost.RESPONSE_HEAD_BYTES
     assert streaming["cloudfront_data_out"] == pytest.approx(
         body * 1e6 / 1e9 * 0.085 + 1000 * 1e6 / 1e9 * 0.02, abs=1e-3
     )

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import socket
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -130,6 +131,39 @@ def test_each_piece_reaches_the_client_as_its_own_chunk_before_the_next_is_produ
         assert read_chunk(reader) == b"data: [DONE]\n\n"
         assert reader.readline() == b"0\r\n" and reader.readline() == b"\r\n"
     assert app.finished.wait(WAIT_S)
+
+
+def test_a_client_that_accepts_gzip_decodes_each_piece_as_it_lands(running: list[Any]) -> None:
+    app = GatedApp(pieces=12)
+    server = start(running, app)
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    sent = 0
+    with (
+        send(server.port, post(extra="Accept-Encoding: br;q=1.0, gzip;q=0.8\r\n")) as sock,
+        sock.makefile("rb") as reader,
+    ):
+        status, headers = read_head(reader)
+        assert status == 200 and headers["content-encoding"] == "gzip" and headers["vary"] == "Accept-Encoding"
+        for i in range(app.pieces):
+            app.allow[i].set()
+            chunk = read_chunk(reader)
+            sent += len(chunk)
+            # Each chunk decodes on its own to exactly its piece: nothing waits in the compressor.
+            assert decoder.decompress(chunk) == f'data: {{"i": {i}}}\n\n'.encode()
+            assert app.produced == i + 1
+        assert decoder.decompress(read_chunk(reader)) == b"data: [DONE]\n\n"
+        decoder.decompress(read_chunk(reader))  # the gzip trailer
+        assert decoder.eof and not decoder.unused_data
+        assert reader.readline() == b"0\r\n" and reader.readline() == b"\r\n"
+
+
+def test_gzip_is_only_sent_to_clients_that_accept_it(running: list[Any]) -> None:
+    for accept, gzipped in (("gzip;q=0", False), ("identity", False), ("*", True), ("deflate, gzip", True)):
+        app = GatedApp(pieces=0)
+        server = start(running, app)
+        with send(server.port, post(extra=f"Accept-Encoding: {accept}\r\n")) as sock, sock.makefile("rb") as reader:
+            _, headers = read_head(reader)
+            assert ("content-encoding" in headers) is gzipped, accept
 
 
 def test_a_client_that_disconnects_mid_stream_closes_the_generator(running: list[Any]) -> None:

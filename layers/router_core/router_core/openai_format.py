@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from typing import Any
 
 from router_core.config import GatewayConfig
@@ -125,6 +126,42 @@ def sse_body(turn: RoutedTurn, *, include_usage: bool = False) -> str:
 def sse_event(payload: dict[str, Any] | str) -> str:
     """One server-sent event carrying `payload` (a chunk, an error, or "[DONE]")."""
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """True when an Accept-Encoding header allows gzip (`gzip` or `*`, without `q=0`)."""
+    for item in (accept_encoding or "").lower().split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = params.strip().removeprefix("q=").strip() if params.strip().startswith("q=") else "1"
+        try:
+            return float(q) > 0
+        except ValueError:
+            return False
+    return False
+
+
+class GzipEventStream:
+    """gzip for an event stream that must still arrive event by event: every piece is
+    compressed and flushed, so a client decodes each one as it lands.
+
+    A token-by-token answer repeats the same chunk envelope (id, object, created, model, field
+    names) in every event; compressed, an event costs a few bytes besides its new text instead
+    of ~230 (bytes to the internet are billed per GB on the streaming path: `make bench-cost`).
+    Z_PARTIAL_FLUSH ends each piece with an empty 10-bit block rather than Z_SYNC_FLUSH's
+    5-byte marker, and still lets an inflater deliver everything sent so far."""
+
+    def __init__(self) -> None:
+        self._compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 9)
+
+    def piece(self, data: bytes) -> bytes:
+        """`data` compressed and flushed: the bytes to send now."""
+        return self._compressor.compress(data) + self._compressor.flush(zlib.Z_PARTIAL_FLUSH)
+
+    def end(self) -> bytes:
+        """The gzip trailer (send after the last piece)."""
+        return self._compressor.flush(zlib.Z_FINISH)
 
 
 def models_body(config: GatewayConfig) -> dict[str, Any]:
