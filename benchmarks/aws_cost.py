@@ -489,15 +489,21 @@ def streamed_response_bytes(measured: dict[str, Any], *, gzip: bool = True) -> f
 
 
 def streaming_price_per_million(
-    measured: dict[str, Any], settings: dict[str, Any], model_latency_s: float, signals: float | None = None
+    measured: dict[str, Any],
+    settings: dict[str, Any],
+    model_latency_s: float,
+    signals: float | None = None,
+    *,
+    gzip: bool = True,
 ) -> dict[str, float]:
     """USD per 1M routed requests on the streaming path (models excluded): CloudFront → function
     URL (RESPONSE_STREAM) → the chat function behind the Lambda Web Adapter, same memory and
     architecture, billed for the whole stream. DynamoDB, SQS and the feedback function are the
-    buffered path's (a streamed turn makes the same writes); no API Gateway access log line."""
+    buffered path's (a streamed turn makes the same writes); no API Gateway access log line.
+    `gzip`: the client accepts gzip (the stream is sent encoded), else plain."""
     buffered = price_per_million(measured, settings, model_latency_s, signals)
     chat = measured["chat"]
-    body = streamed_response_bytes(measured)
+    body = streamed_response_bytes(measured, gzip=gzip)
     seconds = chat["handler_ms_p50"] / 1000 + model_latency_s + LWA_PROXY_MS / 1000
     per_request = {
         "cloudfront_requests": PRICE_CLOUDFRONT_HTTPS_PER_M / 1e6,
@@ -772,6 +778,8 @@ def main(argv: list[str] | None = None) -> int:
         "dashboard_tab_usd_per_day": dashboard,
         "streaming_usd_per_million": streaming,
         "streamed_response_bytes": round(streamed_response_bytes(measured)),
+        "streamed_response_bytes_plain": round(streamed_response_bytes(measured, gzip=False)),
+        "streaming_without_gzip_at_1s": streaming_price_per_million(measured, settings, 1.0, gzip=False),
         "at_1s_buffered_vs_streaming": versus,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
