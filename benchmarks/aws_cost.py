@@ -255,6 +255,7 @@ def measure(sessions: int, turns_per_session: int) -> dict[str, Any]:
     # token-by-token stream (nothing else reads this setting).
     shipped = yaml.safe_load(resources.files("router_core").joinpath("routers.yaml").read_text(encoding="utf-8"))
     shipped["providers"]["simulated"]["stream_piece_chars"] = TOKEN_CHARS
+    shipped["providers"]["simulated"]["stream_interval_ms"] = 0  # sizes, not pace, are measured here
     config_dir = tempfile.mkdtemp(prefix="bench-cost-")
     config_path = os.path.join(config_dir, "routers.yaml")
     with open(config_path, "w", encoding="utf-8") as out:
