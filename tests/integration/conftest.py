@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from moto import mock_aws
 
 from tests.aws_env import (
@@ -135,3 +138,35 @@ def router_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
         runtime.reset()
 
     return apply
+
+
+def two_models_on(base_url: str, **settings: Any) -> dict[str, Any]:
+    """A router config whose two models (fast, smart) live on one OpenAI-compatible upstream;
+    `settings` are more top-level settings (timeouts...)."""
+    model = {"provider": "local"}
+    return {
+        "providers": {"local": {"type": "openai_compatible", "base_url": base_url}},
+        "models": {
+            "fast": {**model, "upstream_model": "m-fast", "input_usd_per_mtok": 0.15, "output_usd_per_mtok": 0.6},
+            "smart": {**model, "upstream_model": "m-smart", "input_usd_per_mtok": 2.5, "output_usd_per_mtok": 10},
+        },
+        "routers": {"smart-cheap-router": {"models": ["fast", "smart"], "default_model": "fast"}},
+        **settings,
+    }
+
+
+@contextmanager
+def router_config(config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The handlers on `config` (written where ROUTER_CONFIG_PATH points), with fresh providers."""
+    from router_core import runtime
+    from router_core.providers import reset_providers
+
+    path = tmp_path / "routers.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    monkeypatch.setenv("ROUTER_CONFIG_PATH", str(path))
+    runtime.reset()
+    reset_providers()
+    try:
+        yield
+    finally:
+        reset_providers()

@@ -15,12 +15,11 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import yaml
 from pydantic import BaseModel
 
 from tests.aws_env import http_event
 from tests.fake_upstream import Behaviour, FakeUpstream
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, router_config
 
 pytestmark = pytest.mark.integration
 
@@ -85,9 +84,6 @@ class HandlerTransport(httpx.BaseTransport):
 
 @pytest.fixture
 def upstream(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUpstream]:
-    from router_core import runtime
-    from router_core.providers import reset_providers
-
     with FakeUpstream() as fake:
         config = {
             "providers": {"local": {"type": "openai_compatible", "base_url": fake.base_url}},
@@ -99,13 +95,8 @@ def upstream(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
             "upstream_timeout_seconds": 2.0,
             "request_deadline_seconds": 5.0,
         }
-        path = tmp_path / "routers.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        monkeypatch.setenv("ROUTER_CONFIG_PATH", str(path))
-        runtime.reset()
-        reset_providers()
-        yield fake
-        reset_providers()
+        with router_config(config, tmp_path, monkeypatch):
+            yield fake
 
 
 @pytest.fixture

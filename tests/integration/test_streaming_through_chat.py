@@ -17,11 +17,10 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 
 from tests.aws_env import REGION, http_event, lambda_context
 from tests.fake_upstream import Behaviour, FakeUpstream
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, router_config, two_models_on
 
 pytestmark = pytest.mark.integration
 
@@ -68,39 +67,11 @@ def stored_turn(stack: Stack, turn_id: str) -> dict[str, Any]:
 @pytest.fixture
 def upstream(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUpstream]:
     """The handlers on a config whose two models live on a real SSE upstream on 127.0.0.1."""
-    from router_core import runtime
-    from router_core.providers import reset_providers
-
     with FakeUpstream() as fake:
-        config: dict[str, Any] = {
-            "providers": {"local": {"type": "openai_compatible", "base_url": fake.base_url}},
-            "models": {
-                "fast": {
-                    "provider": "local",
-                    "upstream_model": "m-fast",
-                    "input_usd_per_mtok": 0.15,
-                    "output_usd_per_mtok": 0.6,
-                },
-                "smart": {
-                    "provider": "local",
-                    "upstream_model": "m-smart",
-                    "input_usd_per_mtok": 2.5,
-                    "output_usd_per_mtok": 10,
-                },
-            },
-            "routers": {
-                "smart-cheap-router": {"models": ["fast", "smart"], "default_model": "fast", "exploration_floor": 0.0}
-            },
-            "upstream_timeout_seconds": 1.0,
-            "request_deadline_seconds": 3.0,
-        }
-        path = tmp_path / "routers.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        monkeypatch.setenv("ROUTER_CONFIG_PATH", str(path))
-        runtime.reset()
-        reset_providers()
-        yield fake
-        reset_providers()
+        config = two_models_on(fake.base_url, upstream_timeout_seconds=1.0, request_deadline_seconds=3.0)
+        config["routers"]["smart-cheap-router"]["exploration_floor"] = 0.0
+        with router_config(config, tmp_path, monkeypatch):
+            yield fake
 
 
 def test_the_head_comes_first_then_each_upstream_chunk_as_it_arrives(stack: Stack, upstream: FakeUpstream) -> None:

@@ -117,17 +117,7 @@ def call_with_fallback(
     Raises UpstreamError (client_error, invalid_request) for a request every model would
     refuse, AllUpstreamsFailed when no model answered, ValueError for an empty or unknown order.
     """
-    run = _Attempts(
-        config=config,
-        params=params,
-        deadline=clock() + (config.request_deadline_seconds if deadline_s is None else deadline_s),
-        min_attempt=min(MIN_ATTEMPT_S, config.upstream_timeout_seconds),
-        clock=clock,
-        sleep=sleep,
-        providers=providers,
-        jitter=jitter,
-        call=_complete,
-    )
+    run = _Attempts.start(config, params, deadline_s, clock, sleep, providers, jitter, _complete)
     name, completion = run.first_answer(order, max_models)
     return UpstreamResult(model=name, completion=completion, attempts=tuple(run.attempts))
 
@@ -149,17 +139,7 @@ def open_stream(
     An attempt succeeds when the model's stream produced its first chunk; until then a failure
     is retried or falls back exactly like a whole answer (nothing has reached the client yet).
     The deadline bounds the time to that first chunk only; the caller reads the rest."""
-    run = _Attempts(
-        config=config,
-        params=params,
-        deadline=clock() + (config.request_deadline_seconds if deadline_s is None else deadline_s),
-        min_attempt=min(MIN_ATTEMPT_S, config.upstream_timeout_seconds),
-        clock=clock,
-        sleep=sleep,
-        providers=providers,
-        jitter=jitter,
-        call=_first_chunk,
-    )
+    run = _Attempts.start(config, params, deadline_s, clock, sleep, providers, jitter, _first_chunk)
     name, (first, rest, started) = run.first_answer(order, max_models)
     return OpenedStream(model=name, first=first, rest=rest, attempts=tuple(run.attempts), started=started)
 
@@ -202,6 +182,32 @@ class _Attempts(Generic[T]):
     attempts: list[Attempt] = field(default_factory=list)
     last_kind: str | None = None
     out_of_time: bool = False
+
+    @classmethod
+    def start(
+        cls,
+        config: GatewayConfig,
+        params: ChatParams,
+        deadline_s: float | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        providers: ProviderLookup,
+        jitter: Callable[[], float],
+        call: Call[T],
+    ) -> _Attempts[T]:
+        """The attempts of a request starting now: its deadline `deadline_s` seconds away
+        (default `config.request_deadline_seconds`)."""
+        return cls(
+            config=config,
+            params=params,
+            deadline=clock() + (config.request_deadline_seconds if deadline_s is None else deadline_s),
+            min_attempt=min(MIN_ATTEMPT_S, config.upstream_timeout_seconds),
+            clock=clock,
+            sleep=sleep,
+            providers=providers,
+            jitter=jitter,
+            call=call,
+        )
 
     def first_answer(self, order: Sequence[str], max_models: int) -> tuple[str, T]:
         """(model, answer) of the first model in `order` that answers; raises AllUpstreamsFailed,
