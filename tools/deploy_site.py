@@ -62,6 +62,9 @@ class SiteTarget:
     api_url: str
     """API base URL ending with "/" (the ApiUrl output)."""
     region: str
+    chat_api_url: str | None = None
+    """Where the chat page sends its requests, ending with "/": the BaseUrl output without its
+    `v1` (CloudFront: streamed chat answers, the other routes through the HTTP API)."""
 
 
 @dataclass
@@ -118,8 +121,11 @@ def site_files(root: Path) -> list[tuple[str, Path]]:
 
 
 def site_config(target: SiteTarget, routers: Sequence[str]) -> bytes:
-    """The config.json the pages read: {"apiUrl", "region", "routers"}."""
-    body = {"apiUrl": target.api_url, "region": target.region, "routers": list(routers)}
+    """The config.json the pages read: {"apiUrl", "region", "routers"}, and "chatApiUrl" when
+    the stack has a streaming base URL (the chat page uses it; the dashboard signs for apiUrl)."""
+    body: dict[str, Any] = {"apiUrl": target.api_url, "region": target.region, "routers": list(routers)}
+    if target.chat_api_url:
+        body["chatApiUrl"] = target.chat_api_url
     return (json.dumps(body, indent=2) + "\n").encode("utf-8")
 
 
@@ -142,11 +148,13 @@ def stack_target(cloudformation: Any, stack: str, region: str) -> SiteTarget:
             f"stack {stack!r} ({status}) has no output {', '.join(missing)}; outputs present: "
             f"{', '.join(sorted(outputs)) or 'none'}. Is it this project's template, fully deployed?"
         )
+    base = outputs.get("BaseUrl")
     return SiteTarget(
         bucket=outputs["SiteBucket"],
         distribution_id=outputs["SiteDistributionId"],
         api_url=normalise_api_url(outputs["ApiUrl"]),
         region=region,
+        chat_api_url=normalise_api_url(base.rstrip("/").removesuffix("/v1")) if base else None,
     )
 
 

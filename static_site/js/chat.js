@@ -475,7 +475,8 @@ function renderGate() {
 async function start() {
   const saved = loadSession(PAGE, ["apiUrl", "clientKey", "router"]);
   const site = await loadSiteConfig();
-  $("api-url").value = saved.apiUrl || site.apiUrl || "";
+  // chatApiUrl: the deployed stack's streaming base URL (BaseUrl); apiUrl: the HTTP API.
+  $("api-url").value = saved.apiUrl || site.chatApiUrl || site.apiUrl || "";
   $("client-key").value = saved.clientKey || site.clientKey || "";
   chat.router = saved.router || (Array.isArray(site.routers) && site.routers.length ? String(site.routers[0]) : "");
 

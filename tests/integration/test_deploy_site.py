@@ -194,6 +194,25 @@ def test_the_stack_outputs_name_the_bucket_distribution_and_api() -> None:
     assert target == SiteTarget("site-bucket", "E123", API_URL, REGION)
 
 
+def test_a_stack_with_a_streaming_base_url_gives_the_chat_page_that_url() -> None:
+    client = _cloudformation_answering(
+        _stack(
+            {
+                "SiteBucket": "site-bucket",
+                "SiteDistributionId": "E123",
+                "ApiUrl": "https://abc123.execute-api.us-east-1.amazonaws.com",
+                "BaseUrl": "https://d111.cloudfront.net/v1",
+            }
+        )
+    )
+
+    target = stack_target(client, "router", REGION)
+
+    assert target == SiteTarget("site-bucket", "E123", API_URL, REGION, chat_api_url="https://d111.cloudfront.net/")
+    config = json.loads(deploy_site.site_config(target, ["smart-cheap-router"]))
+    assert config["chatApiUrl"] == "https://d111.cloudfront.net/" and config["apiUrl"] == API_URL
+
+
 def test_a_missing_stack_is_a_clear_error() -> None:
     client = _cloudformation_answering(None, error="Stack with id router does not exist")
 
