@@ -1,6 +1,6 @@
 """Synthetic chat sessions that teach the router, then a summary of what it learned.
 
-    python -m tools.traffic --api-key rk-... [--router smart-cheap-router] [--rounds 100] [--interval 0.5]
+    python -m tools.traffic --api-key rk-... [--router smart-cheap-router] [--rounds 100] [--interval 0.5] [--stream]
 
 `--interval` is the number of seconds between the starts of two sessions (`--rate` is an older
 name for the same flag, still accepted; it never meant sessions per second).
@@ -14,6 +14,11 @@ neutral one on failure (or a complaint with `--negative-signals`). The router re
 follow-up as implicit feedback on the first turn (`router.implicit_feedback` in the answer): a
 neutral follow-up as its weak `neutral` observation (the router's `neutral_follow_up_reward`).
 
+With `--stream` every chat request asks for a streamed answer (`stream: true`, usage included)
+and reads it event by event: the same facts, plus the time to the first content chunk and the
+number of content chunks per answer (the summary's median and p95). An `error` event or a
+stream that ends without `data: [DONE]` fails the session like any other failed request.
+
 With AWS credentials the tool also reads the IAM-signed `GET /v1/state` before and after the
 run: the router's pick share per type, regret against the oracle, and how many turns and
 signals the router counted (which must match what this tool sent).
@@ -26,16 +31,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import queue
 import random
 import signal
+import statistics
 import sys
 import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,6 +249,11 @@ class ChatReply:
     gate_passed: bool
     implicit_feedback: dict[str, Any] | None
     usage: dict[str, int]
+    first_content_s: float | None = None
+    """Streamed answers: seconds from sending the request to the first content chunk (None when
+    the answer had no content, or was not streamed)."""
+    content_chunks: int | None = None
+    """Streamed answers: how many chunks carried content (None when not streamed)."""
 
 
 @dataclass(frozen=True)
@@ -315,37 +328,48 @@ class RouterApi:
         session_id: str | None = None,
         *,
         temperature: float | None = None,
+        stream: bool = False,
     ) -> ChatReply:
-        """`POST /v1/chat/completions` with the session header; the answer and the router's facts."""
+        """`POST /v1/chat/completions` with the session header; the answer and the router's facts.
+
+        `stream` asks for the answer as events (`stream: true`, usage included) and reads them as
+        they arrive (`read_chat_stream`); the reply then also says when content started and in
+        how many chunks it came.
+        """
         headers = {"x-router-session-id": session_id} if session_id else {}
         request: dict[str, Any] = {"model": model, "messages": messages}
         if temperature is not None:
             request["temperature"] = temperature
+        if stream:
+            request["stream"] = True
+            request["stream_options"] = {"include_usage": True}
+            opened = self._open("POST", "/v1/chat/completions", body=request, headers=headers, stream=True)
+            with opened as (response, sent_at):
+                try:
+                    streamed = read_chat_stream(response.iter_lines(), sent_at)
+                except httpx.RequestError as exc:  # after the head: not retried, the answer is lost
+                    raise ApiError(
+                        f"POST {self.api_url}/v1/chat/completions: the stream broke after it started "
+                        f"({exc.__class__.__name__}: {exc})"
+                    ) from exc
+            return _chat_reply(
+                response.headers,
+                streamed.router,
+                streamed.content,
+                streamed.usage,
+                session_id,
+                first_content_s=streamed.first_content_s,
+                content_chunks=streamed.content_chunks,
+            )
         response = self._send("POST", "/v1/chat/completions", body=request, headers=headers)
         body = _json_body(response)
-        facts = _mapping(body.get("router"))
         try:
             content = body["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError) as exc:
             raise ApiError("the chat answer has no choices[0].message.content") from exc
-        gate = _mapping(facts.get("feedback_gate"))
-        implicit = facts.get("implicit_feedback")
-        propensity = response.headers.get("x-router-propensity")
-        turn_id = response.headers.get("x-router-turn-id") or facts.get("turn_id")
-        return ChatReply(
-            model=response.headers.get("x-router-model") or str(facts.get("model") or body.get("model") or ""),
-            request_type=response.headers.get("x-router-request-type") or str(facts.get("request_type") or ""),
-            turn_id=str(turn_id) if turn_id else None,
-            session_id=response.headers.get("x-router-session-id") or str(facts.get("session_id") or session_id or ""),
-            content=str(content),
-            cost_usd=float(facts.get("cost_usd") or 0.0),
-            baseline_cost_usd=float(facts.get("baseline_cost_usd") or 0.0),
-            propensity=float(propensity) if propensity else None,
-            fallback=response.headers.get("x-router-fallback"),
-            gate_passed=bool(gate.get("passed", False)),
-            implicit_feedback=implicit if isinstance(implicit, dict) else None,
-            usage={k: int(v) for k, v in _mapping(body.get("usage")).items() if isinstance(v, int)},
-        )
+        facts = _mapping(body.get("router"))
+        facts = {**facts, "model": facts.get("model") or body.get("model")}
+        return _chat_reply(response.headers, facts, str(content), _mapping(body.get("usage")), session_id)
 
     def feedback(self, turn_id: str, rating: str) -> tuple[int, dict[str, Any]]:
         """`POST /v1/feedback {turn_id, rating}`: (status, body); 409 (already rated) is not an error."""
@@ -377,6 +401,29 @@ class RouterApi:
         signed: bool = False,
         accept: Sequence[int] = (),
     ) -> httpx.Response:
+        """The whole answer (see `_open`)."""
+        with self._open(method, path, body=body, headers=headers, signed=signed, accept=accept) as (response, _):
+            return response
+
+    @contextmanager
+    def _open(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        signed: bool = False,
+        accept: Sequence[int] = (),
+        stream: bool = False,
+    ) -> Iterator[tuple[httpx.Response, float]]:
+        """The answer and when (`time.monotonic()`) its request was sent, after bounded retries.
+
+        429, 5xx and transport errors are retried (RetryPolicy); other answers outside 2xx and
+        `accept` raise ApiError with the server's message. With `stream` a 2xx body is left
+        unread for the caller (an error body is always read first, for its message); nothing
+        that fails once the caller reads a stream is retried. The response is closed on exit.
+        """
         url = self.api_url + path
         payload = json.dumps(body).encode("utf-8") if body is not None else None
         last_error: Exception | None = None
@@ -386,20 +433,28 @@ class RouterApi:
                 send_headers["content-type"] = "application/json"
             if signed:
                 send_headers.update(self._sigv4_headers(method, url))
-            try:
-                response = self._client.request(method, url, content=payload, headers=send_headers)
-            except httpx.TransportError as exc:
-                last_error = exc
-                if attempt + 1 < self.retry.attempts:
-                    self._sleep(self.retry.delay(attempt, None, self._jitter))
-                    continue
-                raise self._transport_error(exc) from exc
-            if response.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
-                self._sleep(self.retry.delay(attempt, response.headers.get("retry-after"), self._jitter))
-                continue
-            if response.is_success or response.status_code in accept:
-                return response
-            raise self._http_error(method, path, response, signed=signed)
+            with ExitStack() as answer:
+                sent_at = time.monotonic()
+                try:
+                    response = answer.enter_context(
+                        self._client.stream(method, url, content=payload, headers=send_headers)
+                    )
+                    if not stream or not response.is_success:
+                        response.read()
+                except httpx.TransportError as exc:
+                    last_error = exc
+                    if attempt + 1 >= self.retry.attempts:
+                        raise self._transport_error(exc) from exc
+                    wait_s = self.retry.delay(attempt, None, self._jitter)
+                else:
+                    if response.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
+                        wait_s = self.retry.delay(attempt, response.headers.get("retry-after"), self._jitter)
+                    elif response.is_success or response.status_code in accept:
+                        yield response, sent_at
+                        return
+                    else:
+                        raise self._http_error(method, path, response, signed=signed)
+            self._sleep(wait_s)
         raise ApiError(f"{method} {path}: gave up after {self.retry.attempts} attempts ({last_error})")
 
     def _sigv4_headers(self, method: str, url: str) -> dict[str, str]:
@@ -456,6 +511,125 @@ def normalize_api_url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"--api-url {url!r}: expected an http:// or https:// URL")
     return url.removesuffix("/v1")
+
+
+def _chat_reply(
+    headers: httpx.Headers,
+    facts: dict[str, Any],
+    content: str,
+    usage: dict[str, Any],
+    session_id: str | None,
+    *,
+    first_content_s: float | None = None,
+    content_chunks: int | None = None,
+) -> ChatReply:
+    """A chat answer from the router headers, its `router` facts (headers win), content and usage."""
+    gate = _mapping(facts.get("feedback_gate"))
+    implicit = facts.get("implicit_feedback")
+    propensity = headers.get("x-router-propensity")
+    turn_id = headers.get("x-router-turn-id") or facts.get("turn_id")
+    return ChatReply(
+        model=headers.get("x-router-model") or str(facts.get("model") or ""),
+        request_type=headers.get("x-router-request-type") or str(facts.get("request_type") or ""),
+        turn_id=str(turn_id) if turn_id else None,
+        session_id=headers.get("x-router-session-id") or str(facts.get("session_id") or session_id or ""),
+        content=content,
+        cost_usd=float(facts.get("cost_usd") or 0.0),
+        baseline_cost_usd=float(facts.get("baseline_cost_usd") or 0.0),
+        propensity=float(propensity) if propensity else None,
+        fallback=headers.get("x-router-fallback"),
+        gate_passed=bool(gate.get("passed", False)),
+        implicit_feedback=implicit if isinstance(implicit, dict) else None,
+        usage={k: int(v) for k, v in usage.items() if isinstance(v, int)},
+        first_content_s=first_content_s,
+        content_chunks=content_chunks,
+    )
+
+
+@dataclass
+class StreamedAnswer:
+    """A streamed chat answer, assembled from its events."""
+
+    content: str = ""
+    router: dict[str, Any] = field(default_factory=dict)
+    """The `router` facts of the last event that carried them (the finish chunk)."""
+    usage: dict[str, Any] = field(default_factory=dict)
+    first_content_s: float | None = None
+    content_chunks: int = 0
+
+
+def event_data(lines: Iterable[str]) -> Iterator[str]:
+    """The `data` of each event of a `text/event-stream`, in order.
+
+    An event is its `data:` lines joined by newlines and ends at a blank line; comments (`:`)
+    and other fields are skipped. Data left at the end of the stream is the last event. (The
+    router's providers have their own reader; this client reads the router independently.)
+    """
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+            continue
+        name, _, value = line.partition(":")
+        if name == "data":
+            data.append(value.removeprefix(" "))
+    if data:
+        yield "\n".join(data)
+
+
+def read_chat_stream(
+    lines: Iterable[str], sent_at: float, clock: Callable[[], float] = time.monotonic
+) -> StreamedAnswer:
+    """Read a streamed chat answer to its `data: [DONE]`: content, router facts, usage and timing.
+
+    `sent_at` is the `clock()` reading when the request was sent; `first_content_s` is measured
+    from it to the first chunk whose delta has content. Raises ApiError for an `error` event
+    (with the server's message), an event that is not a JSON object, or a stream that ends
+    without `[DONE]`.
+    """
+    answer = StreamedAnswer()
+    pieces: list[str] = []
+    done = False
+    failure: ApiError | None = None
+    for data in event_data(lines):
+        if done or failure:  # read to the end, so the connection is left clean
+            continue
+        if data.strip() == "[DONE]":
+            done = True
+            continue
+        try:
+            event = json.loads(data)
+        except ValueError as exc:
+            raise ApiError(f"the chat stream sent an event that is not JSON: {data[:80]!r}") from exc
+        if not isinstance(event, dict):
+            raise ApiError(f"the chat stream sent an event that is not a JSON object: {data[:80]!r}")
+        if isinstance(event.get("router"), dict):
+            answer.router = event["router"]
+        if "error" in event:
+            error = _mapping(event["error"])
+            code = str(error["code"]) if error.get("code") else None
+            failure = ApiError(
+                f"the chat stream ended with an error event ({code or 'no code'}): {error.get('message') or ''}",
+                code=code,
+            )
+            continue
+        if isinstance(event.get("usage"), dict):
+            answer.usage = event["usage"]
+        for choice in event.get("choices") or []:
+            content = _mapping(_mapping(choice).get("delta")).get("content")
+            if isinstance(content, str) and content:
+                if answer.first_content_s is None:
+                    answer.first_content_s = clock() - sent_at
+                answer.content_chunks += 1
+                pieces.append(content)
+    if failure is not None:
+        raise failure
+    if not done:
+        raise ApiError("the chat stream ended without data: [DONE] (the answer is incomplete)")
+    answer.content = "".join(pieces)
+    return answer
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -524,6 +698,10 @@ class SessionResult:
     turns: int = 0
     cost_usd: float = 0.0
     baseline_usd: float = 0.0
+    first_content_s: list[float] = field(default_factory=list)
+    """Streamed answers that had content: seconds from each request to its first content chunk."""
+    content_chunks: list[int] = field(default_factory=list)
+    """Streamed answers: content chunks per answer, in the order of the requests."""
     error: str | None = None
     fatal: bool = False
 
@@ -538,6 +716,8 @@ class TrafficPlan:
     negative_signals: bool
     seed: int | None
     router_models: tuple[str, ...]
+    stream: bool = False
+    """Ask for every answer as a stream of events (`--stream`)."""
 
 
 def session_rng(seed: int | None, index: int) -> random.Random:
@@ -566,8 +746,9 @@ def run_session(api: RouterApi, plan: TrafficPlan, index: int) -> SessionResult:
 def _converse(api: RouterApi, plan: TrafficPlan, rng: random.Random, result: SessionResult) -> None:
     labelled = result.labelled_type
     messages = opening_messages(rng.choice(PROMPTS[labelled]), rng)
-    first = api.chat(plan.router, messages, "traffic-" + uuid.uuid4().hex[:24])
+    first = api.chat(plan.router, messages, "traffic-" + uuid.uuid4().hex[:24], stream=plan.stream)
     result.turns = 1
+    _record_stream(result, first)
     result.classified_type = first.request_type
     result.model = first.model
     result.propensity = first.propensity
@@ -583,8 +764,9 @@ def _converse(api: RouterApi, plan: TrafficPlan, rng: random.Random, result: Ses
     result.follow_up_kind = kind
     conversation = [*messages, {"role": "assistant", "content": first.content}]
     conversation.append({"role": "user", "content": follow_up(kind, labelled, rng)})
-    second = api.chat(plan.router, conversation, first.session_id)
+    second = api.chat(plan.router, conversation, first.session_id, stream=plan.stream)
     result.turns = 2
+    _record_stream(result, second)
     result.follow_up_type = second.request_type
     result.follow_up_model = second.model
     result.cost_usd += second.cost_usd
@@ -593,6 +775,13 @@ def _converse(api: RouterApi, plan: TrafficPlan, rng: random.Random, result: Ses
     if signal and (first.turn_id is None or signal.get("turn_id") == first.turn_id):
         result.signal_kind = str(signal.get("kind"))
         result.signal_reward = float(signal.get("reward", 0.0))
+
+
+def _record_stream(result: SessionResult, reply: ChatReply) -> None:
+    if reply.content_chunks is not None:
+        result.content_chunks.append(reply.content_chunks)
+    if reply.first_content_s is not None:
+        result.first_content_s.append(reply.first_content_s)
 
 
 # --------------------------------------------------------------------------- the run
@@ -881,9 +1070,26 @@ def summarize(
         "state": None,
         "notes": list(notes),
     }
+    if plan.stream:
+        summary["streaming"] = streaming_report(outcome.results)
     if state_after is not None:
         summary["state"] = state_report(state_before, state_after, plan.oracle, plan.types)
     return summary
+
+
+def streaming_report(results: Sequence[SessionResult]) -> dict[str, Any]:
+    """Streamed answers read to their end (failed sessions' earlier answers included): time to
+    the first content chunk in seconds (median, p95 by nearest rank) and content chunks per answer."""
+    first = sorted(s for r in results for s in r.first_content_s)
+    chunks = [n for r in results for n in r.content_chunks]
+    return {
+        "answers": len(chunks),
+        "first_content_s": {
+            "median": round(statistics.median(first), 4) if first else None,
+            "p95": round(first[max(0, math.ceil(0.95 * len(first)) - 1)], 4) if first else None,
+        },
+        "chunks_per_answer": {"median": statistics.median(chunks) if chunks else None},
+    }
 
 
 def _share(counter: Mapping[str, int], models: Sequence[str]) -> str:
@@ -938,6 +1144,18 @@ def render_summary(summary: dict[str, Any], console: Console) -> None:
         f"first turn {cls['first_turn_as_labelled']}/{cls['sessions']}, "
         f"follow-up {cls['follow_up_as_labelled']}/{cls['sessions']}",
     )
+    streaming = summary.get("streaming")
+    if streaming:
+        first = streaming["first_content_s"]
+        facts.add_row(
+            "time to first content",
+            f"median {first['median']:.3f} s, p95 {first['p95']:.3f} s" if first["median"] is not None else "—",
+        )
+        median_chunks = streaming["chunks_per_answer"]["median"]
+        facts.add_row(
+            "content chunks per answer",
+            f"median {median_chunks:g} ({streaming['answers']} streamed answers)" if median_chunks is not None else "—",
+        )
     if summary["sessions"]["failed"]:
         facts.add_row("failed sessions", f"{summary['sessions']['failed']}: " + "; ".join(summary["errors"]))
     if summary["stopped_reason"]:
@@ -1068,6 +1286,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--negative-signals", action="store_true", help="on failure send a complaint instead of a neutral follow-up"
     )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="ask for every answer as a stream of events and report the time to first content and chunks per answer",
+    )
     parser.add_argument("--max-duration", type=_positive_float, default=3600.0, help="stop after this many seconds")
     parser.add_argument(
         "--settle",
@@ -1135,7 +1358,7 @@ def _run(args: argparse.Namespace, err: Console, out: Console) -> int:
         router_models: tuple[str, ...] = ()
         if before is not None:
             router_models = tuple(str(m.get("name")) for m in before.get("models", []) if isinstance(m, dict))
-        plan = TrafficPlan(args.router, types, oracle, args.negative_signals, args.seed, router_models)
+        plan = TrafficPlan(args.router, types, oracle, args.negative_signals, args.seed, router_models, args.stream)
         progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

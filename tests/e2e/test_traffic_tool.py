@@ -12,13 +12,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningStack
+from tests.e2e.conftest import ROUTER, RunningStack
+from tests.fake_upstream import Behaviour, FakeUpstream
+from tools.corpus import PROMPTS, follow_up, opening_messages
 from tools.local_stack.launcher import REPO_ROOT, free_port
+from tools.traffic import RouterApi, session_rng
 
 pytestmark = pytest.mark.e2e
 
@@ -141,6 +145,81 @@ def test_oracle_file_reverses_what_the_router_learns(local_stack: RunningStack, 
     assert new[smart]["alpha"] == pytest.approx(old[smart]["alpha"], abs=DECAY_TOLERANCE)
     assert summary["state"]["types"]["technical_design"]["best_trade_model"] == "fast"
     assert summary["state"]["types"]["technical_design"]["pick_share"]["fast"] > 0.5
+
+
+def test_a_streamed_run_teaches_the_router_like_whole_answers_and_times_the_first_content(
+    local_stack: RunningStack,
+) -> None:
+    before = _settled_state(local_stack, 0)
+    done = run_json(local_stack, "--stream", "--rounds", "8", "--seed", "5", "--negative-signals")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["sessions"] == {"completed": 8, "failed": 0}
+    assert summary["turns_sent"] == 16
+    assert summary["classification"]["first_turn_as_labelled"] == 8
+    read, sent = summary["signals"]["read_by_router"], summary["signals"]["sent"]
+    assert read.get("satisfaction", 0) == sent["satisfaction"]
+    assert sum(n for kind, n in read.items() if kind != "satisfaction") == sent["negative"]
+    assert summary["signals"]["unread"] == 0 and summary["signals"]["unexpected"] == 0
+    signals = sum(read.values())
+    assert summary["state"]["turns_delta"] == 16 and summary["state"]["feedback_delta"] == signals
+    after = _settled_state(local_stack, before["counts"]["feedback"] + signals)
+    assert after["counts"]["feedback"] - before["counts"]["feedback"] == signals
+    assert summary["spend"]["actual_usd"] == pytest.approx(
+        after["spend"]["actual_usd"] - before["spend"]["actual_usd"], abs=1e-6
+    )
+
+    streaming = summary["streaming"]
+    assert streaming["answers"] == 16
+    assert streaming["chunks_per_answer"]["median"] >= 2  # token by token, not one block
+    first = streaming["first_content_s"]
+    assert 0 < first["median"] <= first["p95"] < 30
+    assert "time to first content" in done.stderr and "content chunks per answer" in done.stderr
+
+
+def test_a_streamed_answer_carries_the_same_learning_facts_as_a_whole_one(local_stack: RunningStack) -> None:
+    info = local_stack.info
+    rng = session_rng(3, 0)
+    messages = opening_messages(PROMPTS["code_generation"][0], rng)
+    with RouterApi(info.api_url, info.client_key, timeout_s=30.0) as api:
+        whole = api.chat(ROUTER, messages, "traffic-whole-" + os.urandom(6).hex())
+        first = api.chat(ROUTER, messages, "traffic-streamed-" + os.urandom(6).hex(), stream=True)
+        praise = [*messages, {"role": "assistant", "content": first.content}]
+        praise.append({"role": "user", "content": follow_up("satisfaction", "code_generation", rng)})
+        second = api.chat(ROUTER, praise, first.session_id, stream=True)
+    assert whole.content_chunks is None and whole.first_content_s is None
+    for reply in (whole, first):
+        assert reply.request_type == "code_generation" and reply.model in ("fast", "smart")
+        assert reply.turn_id and reply.turn_id.startswith(reply.session_id)
+        assert reply.gate_passed and reply.cost_usd > 0 and reply.baseline_cost_usd >= reply.cost_usd
+        assert reply.propensity is not None and 0 < reply.propensity <= 1
+        assert reply.usage["completion_tokens"] > 0
+        assert "[simulated answer by" in reply.content
+    assert first.content_chunks is not None and first.content_chunks >= 2
+    assert first.first_content_s is not None and first.first_content_s > 0
+    assert second.session_id == first.session_id and second.turn_id != first.turn_id
+    assert second.implicit_feedback is not None
+    assert second.implicit_feedback["turn_id"] == first.turn_id
+    assert second.implicit_feedback["kind"] == "satisfaction"
+
+
+def test_a_stream_the_model_breaks_fails_its_sessions_with_the_routers_message(
+    tmp_path: Path, start_stack: Callable[..., RunningStack]
+) -> None:
+    pieces = ["Here ", "is ", "half ", "an ", "answer"]
+    with FakeUpstream(Behaviour.streamed(pieces, fail_after=2)) as upstream:
+        stack = start_stack(tmp_path / "state", extra=("--upstream-url", upstream.base_url))
+        args = ["--api-url", stack.info.api_url, "--api-key", stack.info.client_key, "--stream", "--json"]
+        done = run_tool([*args, "--rounds", "2", "--rate", "0", "--timeout", "10"], timeout=60)
+    assert done.returncode == 1, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["sessions"] == {"completed": 0, "failed": 2}
+    assert summary["turns_sent"] == 0
+    (message,) = summary["errors"]
+    assert "error event (upstream_stream_failed)" in message and "the fake upstream broke mid-stream" in message
+    assert summary["errors"][message] == 2
+    assert summary["streaming"]["answers"] == 0
+    assert "Traceback" not in done.stderr
 
 
 def test_without_aws_credentials_the_state_read_is_skipped_and_said(local_stack: RunningStack) -> None:
