@@ -341,8 +341,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(behaviour.status, {"error": error}, dict(behaviour.headers))
             return
         if behaviour.kind == "document":
-            answer = {"id": f"chatcmpl-fake-{number}", "object": "chat.completion", "created": int(time.time())}
-            self._json(200, {**answer, "model": model, **behaviour.document})
+            envelope = {"id": f"chatcmpl-fake-{number}", "object": "chat.completion", "created": int(time.time())}
+            self._json(200, {**envelope, "model": model, **behaviour.document})
             return
         if behaviour.kind == "slow" and self.server.upstream._stopping.wait(behaviour.delay_s):
             self.close_connection = True
