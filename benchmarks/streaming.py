@@ -208,7 +208,8 @@ class Trace:
 
 
 def stream_once(client: httpx.Client, path: str, body: dict[str, Any]) -> Trace:
-    """POST `body` with stream true and read the SSE body read by read, timing each content chunk."""
+    """POST `body` with stream true and read the SSE body read by read (gzip-decoded as the
+    router sends it to clients that accept it), timing each content chunk."""
     trace = Trace()
     pending = b""
     sent = time.perf_counter()
@@ -221,7 +222,7 @@ def stream_once(client: httpx.Client, path: str, body: dict[str, Any]) -> Trace:
             response.read()
             trace.error = {"message": response.text[:300], "status": response.status_code}
             return trace
-        for data in response.iter_raw():
+        for data in response.iter_bytes():  # decoded (gzip) as each read arrives
             now = time.perf_counter() - sent
             trace.reads += 1
             pending = (pending + data).replace(b"\r\n", b"\n")
