@@ -19,6 +19,7 @@ import boto3
 import pytest
 
 from tests.aws_env import REGION, http_event, lambda_context
+from tests.fake_bedrock import FakeBedrock, exception_event, stream_events
 from tests.fake_upstream import Behaviour, FakeUpstream
 from tests.integration.conftest import Stack, router_config, two_models_on
 
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 CODE = "Write a Python function that merges two sorted lists."
 PIECES = [f"piece{i} " for i in range(20)]
+CLAUDE = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 
 
 def request(text: str = CODE, **fields: Any) -> dict[str, Any]:
@@ -264,3 +266,55 @@ def test_the_simulated_provider_streams_the_answer_it_would_give_whole(stack: St
     usage = chunks[-1]["usage"]
     item = stored_turn(stack, head["headers"]["x-router-turn-id"])
     assert int(item["out_tok"]) == usage["completion_tokens"] and int(item["in_tok"]) == usage["prompt_tokens"]
+
+
+@pytest.fixture
+def bedrock(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrock]:
+    """One Bedrock model behind the router; its real bedrock-runtime client answers from a queue."""
+    import boto3
+    from router_core.providers import bedrock as bedrock_module
+
+    # An endpoint moto does not serve: under mock_aws its handler would otherwise also see the
+    # call (and it has no ConverseStream); FakeBedrock answers it.
+    client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url="https://bedrock-runtime.fake.test")
+    for seconds in range(1, 4):  # the provider's cached clients, per whole-second read timeout
+        monkeypatch.setitem(bedrock_module._clients, ("us-east-1", seconds), client)
+    fake = FakeBedrock(client)
+    config = {
+        "providers": {"aws": {"type": "bedrock", "region": "us-east-1"}},
+        "models": {
+            "claude": {"provider": "aws", "upstream_model": CLAUDE, "input_usd_per_mtok": 3, "output_usd_per_mtok": 15}
+        },
+        "routers": {"smart-cheap-router": {"models": ["claude"], "default_model": "claude"}},
+        "upstream_timeout_seconds": 2.0,
+        "request_deadline_seconds": 3.0,
+    }
+    with router_config(config, tmp_path, monkeypatch):
+        yield fake
+
+
+def test_a_bedrock_model_streams_through_converse_stream(stack: Stack, bedrock: FakeBedrock) -> None:
+    text = "Merge by walking both lists with two indices."
+    usage = {"inputTokens": 21, "outputTokens": 12, "totalTokens": 33}
+    bedrock.queue_stream(stream_events([{"text": text}], "end_turn", usage))
+    stream = open_stream(stack, request(stream_options={"include_usage": True}))
+    head = next(stream)
+    assert head["statusCode"] == 200 and head["headers"]["x-router-model"] == "claude"
+    parsed = events(list(stream))
+    assert bedrock.requests[-1]["operation"] == "ConverseStream"
+    assert content(parsed) == text
+    chunks = [e for e in parsed if isinstance(e, dict)]
+    assert len([c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")]) >= 10
+    assert chunks[-1]["usage"]["prompt_tokens"] == 21 and chunks[-1]["usage"]["completion_tokens"] == 12
+    item = stored_turn(stack, head["headers"]["x-router-turn-id"])
+    assert int(item["in_tok"]) == 21 and int(item["out_tok"]) == 12
+
+
+def test_a_bedrock_exception_mid_stream_ends_the_stream_as_failed(stack: Stack, bedrock: FakeBedrock) -> None:
+    events_sent = stream_events([{"text": "The first part arrives, then"}], "end_turn")[:4]
+    bedrock.queue_stream([*events_sent, exception_event("modelStreamErrorException", "the model broke")])
+    stream = open_stream(stack, request())
+    head = next(stream)
+    parsed = events(list(stream))
+    assert content(parsed) and parsed[-2]["error"]["code"] == "upstream_stream_failed"
+    assert stored_turn(stack, head["headers"]["x-router-turn-id"])["outcome"] == "failed"
