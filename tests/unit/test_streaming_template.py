@@ -133,3 +133,11 @@ def test_the_base_url_output_is_the_distributions_v1() -> None:
     assert t.outputs["BaseUrl"]["Value"] == {"Fn::Sub": "https://${ApiDistribution.DomainName}/v1"}
     assert "streamed" in t.outputs["BaseUrl"]["Description"]
     assert "ApiUrl" in t.outputs  # the HTTP API's own URL stays (non-streamed clients, SigV4 for /v1/state)
+
+
+def test_concurrent_streams_are_capped_only_when_asked() -> None:
+    # Default: nothing reserved (new accounts cannot reserve any); a limit becomes reserved
+    # concurrency, the streaming path's throttle (past it the function URL answers 429).
+    assert "ReservedConcurrentExecutions" not in stack_template().properties("ChatStreamFunction")
+    limited = StackTemplate.load(TEMPLATE, region=REGION, parameter_overrides={"StreamConcurrencyLimit": "40"})
+    assert limited.properties("ChatStreamFunction")["ReservedConcurrentExecutions"] in (40, "40")
