@@ -167,6 +167,7 @@ class FakeUpstream:
         self._scripts: dict[str | None, deque[Behaviour]] = {}
         self._requests: list[ReceivedRequest] = []
         self._answers = 0
+        self._streaming = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -239,6 +240,11 @@ class FakeUpstream:
     def requests(self) -> list[ReceivedRequest]:
         with self._lock:
             return list(self._requests)
+
+    def active_streams(self) -> int:
+        """Streamed answers being written right now (one ends when done or its client went away)."""
+        with self._lock:
+            return self._streaming
 
     def count(self, model: str | None = None) -> int:
         """Chat requests received (for `model`, or in all)."""
@@ -385,6 +391,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, behaviour: Behaviour, body: dict[str, Any], number: int) -> None:
         """An OpenAI-style SSE answer (see `Behaviour.streamed`), flushed event by event."""
+        upstream = self.server.upstream
+        with upstream._lock:
+            upstream._streaming += 1
+        try:
+            self._write_stream(behaviour, body, number)
+        finally:
+            with upstream._lock:
+                upstream._streaming -= 1
+
+    def _write_stream(self, behaviour: Behaviour, body: dict[str, Any], number: int) -> None:
         stopping = self.server.upstream._stopping
         if behaviour.delay_s and stopping.wait(behaviour.delay_s):
             self.close_connection = True

@@ -113,8 +113,9 @@ def stream_handler(event: dict[str, Any], context: LambdaContext) -> Iterator[di
         result = lambda_handler(event, context)
     finally:
         _streams.reset(token)
-    yield {"statusCode": int(result.get("statusCode", 200)), "headers": dict(result.get("headers") or {})}
+    head = {"statusCode": int(result.get("statusCode", 200)), "headers": dict(result.get("headers") or {})}
     if not streams:
+        yield head
         body = result.get("body") or ""
         if result.get("isBase64Encoded"):
             body = base64.b64decode(body).decode("utf-8")
@@ -122,13 +123,17 @@ def stream_handler(event: dict[str, Any], context: LambdaContext) -> Iterator[di
             yield body
         return
     stream, include_usage = streams[0]
-    chunks = stream.chunks(include_usage=include_usage)
     try:
-        for chunk in chunks:
-            yield sse_event(chunk)
-        yield sse_event("[DONE]")
+        yield head
+        chunks = stream.chunks(include_usage=include_usage)
+        try:
+            for chunk in chunks:
+                yield sse_event(chunk)
+            yield sse_event("[DONE]")
+        finally:
+            chunks.close()  # the client went away: the stream records what it produced
     finally:
-        chunks.close()  # the client went away: the stream records what it produced
+        stream.close()  # gone before the first chunk was read: recorded as stopped, upstream closed
         if stream.turn is not None:
             _count(stream.turn)
             metrics.flush_metrics()

@@ -318,3 +318,19 @@ def test_a_bedrock_exception_mid_stream_ends_the_stream_as_failed(stack: Stack, 
     parsed = events(list(stream))
     assert content(parsed) and parsed[-2]["error"]["code"] == "upstream_stream_failed"
     assert stored_turn(stack, head["headers"]["x-router-turn-id"])["outcome"] == "failed"
+
+
+def test_a_client_gone_right_after_the_head_still_records_the_turn_and_closes_the_upstream(
+    stack: Stack, upstream: FakeUpstream
+) -> None:
+    upstream.set_behaviour(Behaviour.streamed(PIECES, interval_s=0.2))
+    stream = open_stream(stack, request())
+    head = next(stream)
+    stream.close()  # type: ignore[attr-defined]
+    item = stored_turn(stack, head["headers"]["x-router-turn-id"])
+    assert item["outcome"] == "stopped"
+    # The upstream saw its client go and stopped writing (its 20 pieces would take 4 s).
+    deadline = time.monotonic() + 2.0
+    while upstream.active_streams() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream.active_streams() == 0

@@ -672,6 +672,7 @@ class TurnStream:
         self.fallback = plan.choice.fallback_after(opened.model)
         self.timings_ms = dict(plan.timer.ms)
         self.implicit_feedback = plan.implicit
+        self._accumulated = ChunkAccumulator()
 
     def chunks(self, *, include_usage: bool = False) -> Iterator[dict[str, Any]]:
         """The client's chunks, then (after the turn is recorded) the held finish chunks with
@@ -682,7 +683,7 @@ class TurnStream:
         base: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": self.model}
         if include_usage:
             base["usage"] = None
-        accumulated = ChunkAccumulator()
+        accumulated = self._accumulated
         held: list[dict[str, Any]] = []
         failure: UpstreamError | None = None
         try:
@@ -697,7 +698,7 @@ class TurnStream:
                 else:
                     yield out
         except GeneratorExit:
-            self._end(accumulated, "stopped", None)
+            self._end_quietly("stopped")
             raise
         except UpstreamError as exc:
             failure = exc
@@ -724,6 +725,23 @@ class TurnStream:
         yield from held
         if include_usage:
             yield {**base, "choices": [], "usage": usage_of(turn.result.completion)}
+
+    def close(self) -> None:
+        """End the stream now if `chunks()` did not (the client went away before reading it, or
+        mid-way): the turn is recorded as "stopped" with what was produced, the upstream closed."""
+        if self.turn is None and not self._accumulated.chunks:
+            self._accumulated.add(self._opened.first)  # produced (and billed) before the head went out
+        try:
+            self._end_quietly("stopped")
+        finally:
+            self._opened.close()
+
+    def _end_quietly(self, outcome: str) -> None:
+        """`_end` while the stream is being closed: a failure is logged, never raised over the close."""
+        try:
+            self._end(self._accumulated, outcome, None)
+        except Exception:
+            logger.exception("recording a stopped stream failed")
 
     def _upstream(self) -> Iterator[dict[str, Any]]:
         """The first chunk, then the rest; past `stop_at` the stream is cut (UpstreamError timeout)."""
