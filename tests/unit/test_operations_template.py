@@ -62,6 +62,7 @@ def test_every_alarm_is_pinned() -> None:
     expected = {
         "SignalDeadLetterAlarm",
         "Api5xxRateAlarm",
+        "StreamUrl5xxRateAlarm",
         "FallbackRateAlarm",
         "ImplicitSignalsDroppedAlarm",
         "TableThrottleAlarm",
@@ -85,6 +86,15 @@ def test_every_alarm_is_pinned() -> None:
     }
     assert returned_expression(five) == "IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)"
     assert (five["Threshold"], five["ComparisonOperator"]) == (5, "GreaterThanThreshold")
+
+    stream = a["StreamUrl5xxRateAlarm"]
+    function = t.ref("ChatStreamFunction")
+    assert math_inputs(stream) == {
+        "errors": ("AWS/Lambda", "Url5xxCount", {"FunctionName": function}),
+        "requests": ("AWS/Lambda", "UrlRequestCount", {"FunctionName": function}),
+    }
+    assert returned_expression(stream) == "IF(requests >= 20, 100 * FILL(errors, 0) / requests, 0)"
+    assert (stream["Threshold"], stream["ComparisonOperator"]) == (5, "GreaterThanThreshold")
 
     fallback = a["FallbackRateAlarm"]
     assert {k: v[1] for k, v in math_inputs(fallback).items()} == {"fallbacks": "Fallbacks", "routed": "RoutedTurns"}
