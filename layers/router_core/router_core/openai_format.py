@@ -125,7 +125,9 @@ def sse_body(turn: RoutedTurn, *, include_usage: bool = False) -> str:
 
 def sse_event(payload: dict[str, Any] | str) -> str:
     """One server-sent event carrying `payload` (a chunk, an error, or "[DONE]")."""
-    return f"data: {payload if isinstance(payload, str) else json.dumps(payload, separators=(',', ':'))}\n\n"
+    # Compact, and text as UTF-8 (an escaped character would take 6 bytes or 12): as OpenAI sends it.
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return f"data: {data}\n\n"
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
