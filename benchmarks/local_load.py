@@ -398,6 +398,8 @@ def check_consistency(document: dict[str, Any]) -> dict[str, int]:
             scored[cell] = scored.get(cell, 0) + 1
             session = pk.split("#")[2] if pk.count("#") >= 2 else ""
             scored_ids.add(f"{session}.{int(sk.split('#')[0])}.{text(item, 'nonce')}")
+        elif pk == "ACTIVITY" and "events" in item:  # a batch of implicit signals
+            activity.update(str(row[0]) for row in json.loads(text(item, "events")))
         elif pk == "ACTIVITY":
             activity.add(text(item, "turn_id"))
         elif pk == "CELLS" and "feedback" in item:

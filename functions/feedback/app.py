@@ -9,16 +9,15 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from router_core import runtime
 from router_core.api import FEEDBACK_MAX_BYTES, FeedbackRequest, json_object
 from router_core.errors import RateLimited
-from router_core.feedback import apply_explicit_feedback, apply_feedback, outcome_body
+from router_core.feedback import FeedbackOutcome, Signal, apply_explicit_feedback, apply_implicit_batch, outcome_body
 from router_core.http_errors import register_error_handlers
 from router_core.keys import bearer_token
-from router_core.signals_queue import parse_signal_message
+from router_core.signals_queue import PoisonMessage, parse_signal_message
 
 logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"router_core"})
@@ -30,9 +29,6 @@ app = APIGatewayHttpResolver(
     enable_validation=True, json_body_deserializer=partial(json_object, max_bytes=FEEDBACK_MAX_BYTES)
 )
 register_error_handlers(app, logger, unavailable="feedback store unavailable; retry")
-# A batch whose every record failed is still a partial batch response (each record retried, then
-# the DLQ), never an invocation error.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @app.post("/v1/feedback")
@@ -52,18 +48,36 @@ def feedback(
     return Response(200 if outcome.applied else 202, content_types.APPLICATION_JSON, outcome_body(outcome))
 
 
-def signal_record(record: SQSRecord) -> None:
-    """Apply one implicit signal; raising marks the record failed (retried, then the DLQ)."""
-    key, turn, reward, kind = parse_signal_message(record.body)
-    outcome = apply_feedback(runtime.store(), runtime.config(), key, reward, source="implicit", kind=kind, turn=turn)
-    metrics.add_metric(
-        name="ImplicitFeedbackApplied" if outcome.applied else "ImplicitFeedbackSkipped", unit=MetricUnit.Count, value=1
-    )
+def signal_batch(event: SQSEvent) -> dict[str, Any]:
+    """Apply a batch of implicit signals (one transaction, `apply_implicit_batch`) and report the
+    records that failed (ReportBatchItemFailures): each is retried, then goes to the DLQ. A batch
+    whose every record failed is still a partial batch response, never an invocation error."""
+    failed: list[str] = []
+    ids: list[str] = []
+    signals: list[Signal] = []
+    for record in event.records:
+        try:
+            signals.append(Signal(*parse_signal_message(record.body)))
+            ids.append(record.message_id)
+        except PoisonMessage as exc:
+            logger.warning("signal message rejected", extra={"message_id": record.message_id, "error": str(exc)})
+            failed.append(record.message_id)
+    for message_id, result in zip(ids, apply_implicit_batch(runtime.store(), runtime.config(), signals), strict=True):
+        if isinstance(result, FeedbackOutcome):
+            name = "ImplicitFeedbackApplied" if result.applied else "ImplicitFeedbackSkipped"
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+        else:
+            logger.warning(
+                "signal not applied; SQS retries it",
+                extra={"message_id": message_id, "error": type(result).__name__, "detail": str(result)[:200]},
+            )
+            failed.append(message_id)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
-        return process_partial_response(event=event, record_handler=signal_record, processor=processor, context=context)
+        return signal_batch(SQSEvent(event))
     return app.resolve(event, context)

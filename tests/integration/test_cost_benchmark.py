@@ -35,8 +35,11 @@ def test_the_cost_benchmark_measures_every_input_it_prices(restored_environment:
     # key + previous turn + cells in one BatchGetItem; turn PutItem; cell UpdateItem.
     assert chat["round_trips_max"] == 3
     assert chat["write_units_mean"] == pytest.approx(2.0)
-    # An implicit signal: one transaction of three items (turn, cell, activity), doubled.
-    assert fb["write_units_per_signal"] == pytest.approx(6.0)
+    # The batch of four signals is one transaction: four turn marks, one ADD per cell moved and one
+    # activity item, each doubled. A signal costs its mark (2) plus a share of the rest, below the
+    # three items of its own (6) a transaction per signal costs.
+    assert fb["batches"] == 1
+    assert 2.0 + 2 * 2 / 4 <= fb["write_units_per_signal"] < 6.0
     assert chat["log_lines_per_request"] == pytest.approx(1.0)  # the metrics line carrying the decision
     assert 300 < chat["log_bytes_per_request"] < 2000
     assert '"decision"' in chat["log_sample"]

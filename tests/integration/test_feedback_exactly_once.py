@@ -275,15 +275,18 @@ def test_throttled_implicit_signal_is_retried_by_sqs_and_counts_once(
     healthy_turn, _ = gated_turn(stack)
     throttled, healthy = signal_for(throttled_turn), signal_for(healthy_turn)
     store = runtime.store()
-    real_apply = store.apply_reward
+    real_call = store._call
+    throttled_session = throttled_turn.split(".")[0]
 
-    def throttle_one_turn(key: Any, **kwargs: Any) -> Any:
-        if key.turn_id == throttled_turn:
+    def throttle_one_turn(op: str, **kwargs: Any) -> Any:
+        # DynamoDB throttles every transaction that writes the throttled turn's item: the batch's
+        # one transaction, then that signal's own (the others' own transactions go through).
+        if op == "TransactWriteItems" and throttled_session in json.dumps(kwargs):
             throttled_transaction()
-        return real_apply(key, **kwargs)
+        return real_call(op, **kwargs)
 
     with monkeypatch.context() as patched:
-        patched.setattr(store, "apply_reward", throttle_one_turn)
+        patched.setattr(store, "_call", throttle_one_turn)
         # A batch where every record failed reports each record failed (never an invocation error).
         assert stack.call(stack.feedback, sqs_event(throttled, arn)) == {
             "batchItemFailures": [{"itemIdentifier": throttled[0]["MessageId"]}]

@@ -5,6 +5,11 @@ owns it, its conversation passed the signal gate and it was never scored before 
 by the conditions of ONE DynamoDB transaction, so a duplicate delivery, a replay or a race never
 counts twice and a crash never counts half. Explicit ratings beat implicit signals: an explicit
 rating on an implicitly scored turn replaces that reward (the cell moves by the difference).
+
+`apply_implicit_batch` does the same for a batch of implicit signals (an SQS batch) in one
+transaction; when that transaction cannot commit for a reason other than turns already scored
+(throttling, a race), each signal of the batch goes through `apply_feedback` on its own, so one
+bad turn never holds back the others.
 """
 
 from __future__ import annotations
@@ -12,15 +17,17 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from botocore.exceptions import ClientError
 
 from router_core.api import FeedbackRequest
 from router_core.config import GatewayConfig
 from router_core.errors import Conflict, InvalidRequest, NotFound, RateLimited
 from router_core.forgetting import half_life_seconds
-from router_core.store import ActivityEvent, RouterStore, TransactionConflict, Turn, TurnKey
+from router_core.store import ActivityEvent, ImplicitReward, RouterStore, TransactionConflict, Turn, TurnKey
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +37,9 @@ RACE_ATTEMPTS = 3
 """Tries of an explicit rating whose transaction lost a race to another write of the same items."""
 RACE_BACKOFF_S = 0.02
 """Base pause before a retry, seconds: the n-th retry waits a uniformly jittered 0..2^n × base."""
+SIGNALS_PER_TRANSACTION = 40
+"""Implicit signals scored per transaction: 40 marks, at most 40 cells and one activity item stay
+under DynamoDB's 100 items per transaction (an SQS batch is 10)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,116 @@ def apply_feedback(
         extra={"turn_id": key.turn_id, "source": source, "kind": kind, "reward": reward, "replaced": replaces},
     )
     return FeedbackOutcome(True, key.turn_id, reward, event=event, turn=turn)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One implicit signal as its queue message carries it."""
+
+    key: TurnKey
+    turn: Turn
+    reward: float
+    kind: str
+
+
+def apply_implicit_batch(
+    store: RouterStore, config: GatewayConfig, signals: Sequence[Signal]
+) -> list[FeedbackOutcome | Exception]:
+    """Score a batch of implicit signals exactly once each: one outcome (or the exception that
+    failed it, so its message is retried) per signal, in order.
+
+    A turn that is already scored (a duplicate delivery, an explicit rating first), or appears
+    twice in the batch, is a `duplicate`; its router or model gone from the config,
+    `unknown_router`. The others are scored in one transaction; when that transaction fails on
+    scored turns only, it is sent again without them; on anything else (throttling, a race with
+    another writer) every remaining signal is applied on its own by `apply_feedback`.
+    """
+    results: list[FeedbackOutcome | Exception | None] = [None] * len(signals)
+    pending: list[int] = []
+    seen: set[TurnKey] = set()
+    for i, signal in enumerate(signals):
+        router = config.routers.get(signal.turn.router)
+        if router is None or signal.turn.model not in config.models:
+            results[i] = FeedbackOutcome(False, signal.key.turn_id, signal.reward, reason="unknown_router")
+        elif signal.key in seen:
+            results[i] = FeedbackOutcome(False, signal.key.turn_id, signal.reward, reason="duplicate")
+        else:
+            seen.add(signal.key)
+            pending.append(i)
+    for start in range(0, len(pending), SIGNALS_PER_TRANSACTION):
+        _apply_in_one_transaction(store, config, signals, pending[start : start + SIGNALS_PER_TRANSACTION], results)
+    done = [r for r in results if r is not None]
+    assert len(done) == len(signals)
+    logger.info(
+        "implicit feedback batch",
+        extra={
+            "signals": len(signals),
+            "applied": sum(1 for r in done if isinstance(r, FeedbackOutcome) and r.applied),
+            "failed": sum(1 for r in done if isinstance(r, Exception)),
+        },
+    )
+    return done
+
+
+def _apply_in_one_transaction(
+    store: RouterStore,
+    config: GatewayConfig,
+    signals: Sequence[Signal],
+    pending: list[int],
+    results: list[FeedbackOutcome | Exception | None],
+) -> None:
+    while pending:
+        rewards = [_implicit_reward(config, signals[i]) for i in pending]
+        try:
+            events = store.apply_implicit_rewards(rewards, activity_ttl_seconds=config.activity_ttl_hours * 3600)
+        except TransactionConflict as conflict:
+            codes = conflict.reasons[: len(pending)]
+            scored = {pending[n] for n, code in enumerate(codes) if code == "ConditionalCheckFailed"}
+            if scored and all(code in ("None", "ConditionalCheckFailed") for code in conflict.reasons):
+                for i in scored:
+                    results[i] = FeedbackOutcome(False, signals[i].key.turn_id, signals[i].reward, reason="duplicate")
+                pending = [i for i in pending if i not in scored]
+                continue
+            _apply_one_by_one(store, config, signals, pending, results)
+            return
+        except ClientError:
+            _apply_one_by_one(store, config, signals, pending, results)
+            return
+        for i, event in zip(pending, events, strict=True):
+            signal = signals[i]
+            results[i] = FeedbackOutcome(True, signal.key.turn_id, signal.reward, event=event, turn=signal.turn)
+        return
+
+
+def _implicit_reward(config: GatewayConfig, signal: Signal) -> ImplicitReward:
+    router = config.routers[signal.turn.router]
+    return ImplicitReward(
+        key=signal.key,
+        router=signal.turn.router,
+        request_type=signal.turn.request_type,
+        model=signal.turn.model,
+        reward=signal.reward,
+        kind=signal.kind,
+        shards=router.cell_shards,
+        half_life_s=half_life_seconds(router),
+    )
+
+
+def _apply_one_by_one(
+    store: RouterStore,
+    config: GatewayConfig,
+    signals: Sequence[Signal],
+    pending: Sequence[int],
+    results: list[FeedbackOutcome | Exception | None],
+) -> None:
+    for i in pending:
+        signal = signals[i]
+        try:
+            results[i] = apply_feedback(
+                store, config, signal.key, signal.reward, source="implicit", kind=signal.kind, turn=signal.turn
+            )
+        except Exception as exc:  # reported per signal: its message is retried, then the DLQ
+            results[i] = exc
 
 
 def apply_explicit_feedback(

@@ -7,7 +7,7 @@ One table, keys chosen so every path is a bounded number of round trips:
 | cell counters   | `CELLS`                         | `{router}#{type}#{model}#{shard}`    |
 | turn            | `TURN#{key hash}#{session}`     | `{turn index:06d}`                   |
 | client key      | `KEY#{sha256 of the key}`       | `KEY`                                |
-| activity event  | `ACTIVITY`                      | `{iso time}#{turn id}`               |
+| activity event  | `ACTIVITY`                      | `{iso time}#{turn id}` (a batch: its first) |
 | feedback rate   | `RATE#{key hash}`               | `{minute}`                           |
 | history point   | `HISTORY`                       | `{epoch seconds:012d}`               |
 | model health    | `CELLS`                         | `~health#{model}`                    |
@@ -27,7 +27,10 @@ One table, keys chosen so every path is a bounded number of round trips:
   closes; it lives in the cells' partition (sort keys starting with `~`, which no router name
   does) so the state route reads it with the cells, in the same Query.
 * Feedback is one TransactWriteItems: mark the turn scored (conditions make it exactly once),
-  ADD to the cell, log the activity event, count the key's feedback rate.
+  ADD to the cell, log the activity event, count the key's feedback rate. Implicit signals
+  arrive in SQS batches and a batch is ONE transaction: every turn's mark, one ADD per cell the
+  batch moves (deltas merged) and one activity item listing the batch's events (`events`), so a
+  signal costs its turn's write plus a share of the cells' instead of three writes of its own.
 """
 
 from __future__ import annotations
@@ -230,6 +233,20 @@ class ActivityEvent:
     turn_id: str
     delta_alpha: float
     delta_beta: float
+
+
+@dataclass(frozen=True, slots=True)
+class ImplicitReward:
+    """One implicit signal of a batch: the turn it scores, its cell and the router's settings."""
+
+    key: TurnKey
+    router: str
+    request_type: str
+    model: str
+    reward: float
+    kind: str
+    shards: int
+    half_life_s: float | None
 
 
 @dataclass
@@ -715,6 +732,97 @@ class RouterStore:
         self._transact(items)
         return event
 
+    def apply_implicit_rewards(
+        self, rewards: Sequence[ImplicitReward], *, activity_ttl_seconds: float
+    ) -> list[ActivityEvent]:
+        """Score a batch of implicit signals in ONE transaction (see the module doc).
+
+        Item i of the transaction is the mark of `rewards[i]` (so a TransactionConflict's
+        `reasons[i]` says whether that turn was already scored); then one ADD per (cell, shard),
+        each cell's deltas summed (its shard drawn once per batch); then one activity item whose
+        `events` attribute lists the batch's events. Every turn must appear once.
+        """
+        if not rewards:
+            return []
+        if len({r.key for r in rewards}) != len(rewards):
+            raise ValueError("a turn appears twice in one batch")
+        now = self.clock()
+        at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        cells: dict[tuple[str, str, str], list[Any]] = {}
+        marks: list[dict[str, Any]] = []
+        events: list[ActivityEvent] = []
+        for reward in rewards:
+            cell_key = (reward.router, reward.request_type, reward.model)
+            if cell_key not in cells:
+                cells[cell_key] = [self.rng.randrange(reward.shards), 0.0, 0.0, 0, reward.half_life_s]
+            cell = cells[cell_key]
+            cell[1] += reward.reward
+            cell[2] += 1.0 - reward.reward
+            cell[3] += 1
+            condition, values = _scoring_condition(reward.key, "implicit", None)
+            marks.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"pk": _s(reward.key.pk), "sk": _s(reward.key.sk)},
+                        "UpdateExpression": "SET scored_source = :src, reward = :r, scored_at = :at, "
+                        "scored_shard = :shard",
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeValues": {
+                            ":src": _s("implicit"),
+                            ":r": _n(reward.reward),
+                            ":at": _n(round(now, 3)),
+                            ":shard": _n(cell[0]),
+                            **values,
+                        },
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                }
+            )
+            events.append(
+                ActivityEvent(
+                    at=at,
+                    router=reward.router,
+                    request_type=reward.request_type,
+                    model=reward.model,
+                    reward=reward.reward,
+                    kind=reward.kind,
+                    source="implicit",
+                    turn_id=reward.key.turn_id,
+                    delta_alpha=reward.reward,
+                    delta_beta=1.0 - reward.reward,
+                )
+            )
+        updates = []
+        for (router, request_type, model), (shard, d_alpha, d_beta, count, half_life_s) in cells.items():
+            evidence = forgetting.evidence_add(d_alpha, d_beta, now=now, half_life_s=half_life_s)
+            update: dict[str, Any] = {
+                "TableName": self.table_name,
+                "Key": {"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, shard))},
+                "UpdateExpression": "ADD "
+                + ", ".join(["feedback :df", *(f"#ev{i} :ev{i}" for i in range(len(evidence)))]),
+                "ExpressionAttributeValues": {
+                    ":df": _n(count),
+                    **{f":ev{i}": _n(v) for i, v in enumerate(evidence.values())},
+                },
+            }
+            if evidence:
+                update["ExpressionAttributeNames"] = {f"#ev{i}": name for i, name in enumerate(evidence)}
+            updates.append({"Update": update})
+        activity = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": _s(ACTIVITY_PK),
+                    "sk": _s(f"{at}#{rewards[0].key.turn_id}"),
+                    "events": _s(json.dumps([_event_row(e) for e in events], separators=(",", ":"))),
+                    "expires_at": _n(int(now + activity_ttl_seconds)),
+                },
+            }
+        }
+        self._transact([*marks, *updates, activity])
+        return events
+
     def _transact(self, items: list[dict[str, Any]]) -> None:
         """TransactWriteItems; a cancellation is raised as TransactionConflict with one reason
         code (and the old item, where DynamoDB returned it) per item."""
@@ -748,10 +856,14 @@ class RouterStore:
             ScanIndexForward=False,
             Limit=limit,
         )
-        events = []
+        events: list[ActivityEvent] = []
         for raw in response.get("Items", []):
             p = _plain(raw)
             if float(p.get("expires_at", now + 1)) <= now:
+                continue
+            if "events" in p:  # a batch of implicit signals: newest last in the item
+                at = str(p["sk"]).split("#", 1)[0]
+                events.extend(_event_from_row(at, row) for row in reversed(json.loads(str(p["events"]))))
                 continue
             events.append(
                 ActivityEvent(
@@ -767,7 +879,7 @@ class RouterStore:
                     delta_beta=float(p.get("db", 0.0)),
                 )
             )
-        return events
+        return events[:limit]
 
     def query_history(self, *, since: int | None, limit: int) -> list[tuple[int, str]]:
         """The newest `limit` history points (epoch seconds, body), oldest first; only those
@@ -874,6 +986,27 @@ def health_reports(raw_items: Sequence[Mapping[str, Any]]) -> dict[str, dict[str
         for item in raw_items
         if str(item["sk"]).startswith(HEALTH_SK_PREFIX)
     }
+
+
+def _event_row(event: ActivityEvent) -> list[Any]:
+    """An implicit event as stored in a batch's activity item (compact: the item is billed by size)."""
+    return [event.turn_id, event.router, event.request_type, event.model, event.reward, event.kind]
+
+
+def _event_from_row(at: str, row: Sequence[Any]) -> ActivityEvent:
+    turn_id, router, request_type, model, reward, kind = row
+    return ActivityEvent(
+        at=at,
+        router=str(router),
+        request_type=str(request_type),
+        model=str(model),
+        reward=float(reward),
+        kind=str(kind),
+        source="implicit",
+        turn_id=str(turn_id),
+        delta_alpha=float(reward),
+        delta_beta=1.0 - float(reward),
+    )
 
 
 def _turn_from_item(plain: Mapping[str, Any], key: TurnKey) -> Turn | None:
