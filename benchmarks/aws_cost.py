@@ -42,6 +42,13 @@ PRICE_LAMBDA_GB_S = {"arm64": 0.0000133334, "x86_64": 0.0000166667}
 PRICE_DDB_WRU_PER_M = 0.625
 PRICE_DDB_RRU_PER_M = 0.125
 PRICE_SQS_PER_M = 0.40
+# Provisioned capacity (TableCapacityMode=provisioned): per capacity unit and hour, us-east-1
+# (https://aws.amazon.com/dynamodb/pricing/provisioned/). A unit-hour serves 3,600 units at 100%
+# use; auto scaling (template: target tracking at 70%) keeps the use near its target.
+PRICE_DDB_WCU_HOUR = 0.00065
+PRICE_DDB_RCU_HOUR = 0.00013
+PROVISIONED_TARGET_UTILIZATION = 0.70
+PROVISIONED_UTILIZATIONS = (0.70, 0.50, 0.30)
 PRICE_LOGS_PER_GB = 0.50  # CloudWatch Logs ingestion (standard class)
 LOG_EVENT_OVERHEAD_BYTES = 26
 """Counted per log event on top of its text, as CloudWatch Logs sizes events."""
@@ -562,22 +569,40 @@ def log_usd(event_bytes: float, events: float) -> float:
     return (event_bytes + LOG_EVENT_OVERHEAD_BYTES * events) / 1e9 * PRICE_LOGS_PER_GB
 
 
+def unit_prices_per_million(utilization: float | None) -> tuple[float, float]:
+    """(write, read) USD per 1M DynamoDB units: on-demand (None), or provisioned capacity whose
+    `utilization` (0..1] of the paid unit-hours is used."""
+    if utilization is None:
+        return PRICE_DDB_WRU_PER_M, PRICE_DDB_RRU_PER_M
+    return (
+        PRICE_DDB_WCU_HOUR / (3600 * utilization) * 1e6,
+        PRICE_DDB_RCU_HOUR / (3600 * utilization) * 1e6,
+    )
+
+
 def price_per_million(
-    measured: dict[str, Any], settings: dict[str, Any], model_latency_s: float, signals: float | None = None
+    measured: dict[str, Any],
+    settings: dict[str, Any],
+    model_latency_s: float,
+    signals: float | None = None,
+    *,
+    provisioned_utilization: float | None = None,
 ) -> dict[str, float]:
     """USD per 1M routed requests (models themselves excluded), every input measured; `signals`
-    per request replaces the measured share (to price other conversation shapes)."""
+    per request replaces the measured share (to price other conversation shapes);
+    `provisioned_utilization` prices the table's units as provisioned capacity used that much."""
     chat, fb = measured["chat"], measured["implicit_feedback"]
     signals = chat["signals_per_request"] if signals is None else signals
     batch = settings["signal_batch_size"]
+    wru, rru = unit_prices_per_million(provisioned_utilization)
     per_request = {
         "api_gateway": PRICE_HTTP_API_PER_M / 1e6,
         "lambda_chat": lambda_usd(chat["handler_ms_p50"] / 1000 + model_latency_s, settings["chat_function"]),
         "lambda_feedback": signals
         / batch
         * lambda_usd(fb["handler_ms_per_batch_p50"] / 1000, settings["feedback_function"]),
-        "dynamodb": (chat["write_units_mean"] + signals * fb["write_units_per_signal"]) * PRICE_DDB_WRU_PER_M / 1e6
-        + (chat["read_units_mean"] + signals * fb["read_units_per_signal"]) * PRICE_DDB_RRU_PER_M / 1e6,
+        "dynamodb": (chat["write_units_mean"] + signals * fb["write_units_per_signal"]) * wru / 1e6
+        + (chat["read_units_mean"] + signals * fb["read_units_per_signal"]) * rru / 1e6,
         "sqs": signals * SQS_REQUESTS_PER_SIGNAL * PRICE_SQS_PER_M / 1e6,
         "cloudwatch_logs": log_usd(chat["log_bytes_per_request"], chat["log_lines_per_request"])
         + log_usd(measured["access_log_bytes"], 1)
@@ -586,6 +611,28 @@ def price_per_million(
     parts = {k: v * 1e6 for k, v in per_request.items()}
     parts["total"] = sum(parts.values())
     return {k: round(v, 3) for k, v in parts.items()}
+
+
+def _utilization_within_target(measured: dict[str, Any], settings: dict[str, Any]) -> float | None:
+    """The lowest use of provisioned capacity at which 1 s costs at most the target (None: never)."""
+    low, high = 0.01, 1.0
+    if price_per_million(measured, settings, 1.0, provisioned_utilization=high)["total"] > TARGET_USD_PER_MILLION:
+        return None
+    for _ in range(40):
+        mid = (low + high) / 2
+        if price_per_million(measured, settings, 1.0, provisioned_utilization=mid)["total"] <= TARGET_USD_PER_MILLION:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def min_capacity_usd_per_month() -> float:
+    """A provisioned table at its minimum (TableMinCapacity read and write units), 730 hours."""
+    from tests.aws_env import stack_template
+
+    units = int(stack_template().parameters["TableMinCapacity"])
+    return units * (PRICE_DDB_WCU_HOUR + PRICE_DDB_RCU_HOUR) * 730
 
 
 def dashboard_usd_per_day(
@@ -632,6 +679,11 @@ def main(argv: list[str] | None = None) -> int:
     dashboard = {
         label: dashboard_usd_per_day(measured, settings, poll, active) for label, poll, active in DASHBOARD_POLLING
     }
+    by_capacity = {"on-demand": table["1s"]} | {
+        f"provisioned, {u:.0%} used": price_per_million(measured, settings, 1.0, provisioned_utilization=u)
+        for u in PROVISIONED_UTILIZATIONS
+    }
+    provisioned_within = _utilization_within_target(measured, settings)
     streaming = {f"{lat:g}s": streaming_price_per_million(measured, settings, lat) for lat in MODEL_LATENCIES_S}
     buffered_out = buffered_data_out_per_million(measured)
     buffered_1s = table["1s"]["total"] + buffered_out
@@ -722,6 +774,25 @@ def main(argv: list[str] | None = None) -> int:
         if break_even is not None
         else ""
     )
+    k = Table(title="USD per 1M routed requests at 1 s model latency, by the table's capacity mode (TableCapacityMode)")
+    k.add_column("DynamoDB", justify="right")
+    for col in table["1s"]:
+        k.add_column(col, justify="right")
+    for mode, parts in by_capacity.items():
+        k.add_row(mode, *(f"{v:.2f}" for v in parts.values()))
+    console.print(k)
+    target_met = by_capacity["on-demand"]["total"] <= TARGET_USD_PER_MILLION
+    console.print(
+        f"On-demand: ${by_capacity['on-demand']['total']:.2f} "
+        f"({'PASS' if target_met else 'FAIL'}, target ${TARGET_USD_PER_MILLION:.2f}). "
+        f"Provisioned at the auto-scaling target ({PROVISIONED_TARGET_UTILIZATION:.0%} used): "
+        f"${by_capacity[f'provisioned, {PROVISIONED_TARGET_UTILIZATION:.0%} used']['total']:.2f}; "
+        + (
+            f"${TARGET_USD_PER_MILLION:.2f} holds while at least {provisioned_within:.0%} of the capacity is used."
+            if provisioned_within is not None
+            else f"above ${TARGET_USD_PER_MILLION:.2f} at any use."
+        )
+    )
     d = Table(title="Fixed: one open dashboard tab, USD per day (a hidden tab polls nothing)")
     d.add_column("polling", justify="right")
     for col in next(iter(dashboard.values())):
@@ -729,7 +800,10 @@ def main(argv: list[str] | None = None) -> int:
     for poll, parts in dashboard.items():
         d.add_row(poll, *(str(v) for v in parts.values()))
     console.print(d)
-    console.print("Idle: nothing else is billed per hour (no provisioned capacity, NAT or instances); storage only.")
+    console.print(
+        "Idle: nothing else is billed per hour (on-demand table, no NAT or instances); storage only. A provisioned "
+        f"table bills its minimum capacity: ${min_capacity_usd_per_month():.2f} a month at TableMinCapacity's default."
+    )
     out = {
         "settings": {
             **settings,
@@ -770,6 +844,16 @@ def main(argv: list[str] | None = None) -> int:
         "measured": measured,
         "usd_per_million": table,
         "usd_per_million_at_1s_by_signals_per_request": by_share,
+        "usd_per_million_at_1s_by_capacity_mode": by_capacity,
+        "provisioned": {
+            "auto_scaling_target_utilization": PROVISIONED_TARGET_UTILIZATION,
+            "utilization_within_target": None if provisioned_within is None else round(provisioned_within, 3),
+            "minimum_capacity_usd_per_month": round(min_capacity_usd_per_month(), 2),
+            "prices_usd": {
+                "write_capacity_unit_hour": PRICE_DDB_WCU_HOUR,
+                "read_capacity_unit_hour": PRICE_DDB_RCU_HOUR,
+            },
+        },
         "at_1s": {
             "usd_per_million_without_signals": round(base, 3),
             "usd_per_million_signals": round(per_signal, 3),

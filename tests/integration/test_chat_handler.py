@@ -232,3 +232,29 @@ def test_an_exploration_pick_is_the_model_called_first(stack: Stack, router_sett
         body = json.loads(response["body"])
         assert body["router"]["attempts"][0]["model"] == response["headers"]["x-router-model"]
         assert "x-router-fallback" not in response["headers"]
+
+
+def test_a_throttled_table_still_answers(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Provisioned capacity exceeded on every write (a burst faster than auto scaling): the model's
+    answer still reaches the client, without a turn id since its turn could not be written."""
+    from botocore.exceptions import ClientError
+    from router_core import runtime
+
+    store = runtime.store()
+    real_call = store._call
+
+    def throttled_writes(op: str, **kwargs: object) -> object:
+        if op in ("PutItem", "UpdateItem", "TransactWriteItems"):
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throughput exceeded"}}, op
+            )
+        return real_call(op, **kwargs)
+
+    monkeypatch.setattr(store, "_call", throttled_writes)
+    response = stack.chat_request(
+        {"model": "smart-cheap-router", "messages": [{"role": "user", "content": CODE_PROMPT}]}
+    )
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["choices"][0]["message"]["content"]
+    assert "x-router-turn-id" not in response["headers"]
+    assert response["headers"]["x-router-model"]

@@ -84,6 +84,17 @@ def test_prices_follow_the_measured_inputs_and_settings() -> None:
     with_signals = aws_cost.price_per_million(measured, settings, 1.0, signals=0.5)
     assert with_signals["dynamodb"] - at_1s["dynamodb"] == pytest.approx(0.5 * 6 * 0.625, abs=2e-3)
     assert with_signals["sqs"] == pytest.approx(0.5 * aws_cost.SQS_REQUESTS_PER_SIGNAL * 0.40, abs=1e-3)
+    # Provisioned capacity: a unit-hour ($0.00065 write, $0.00013 read) serves 3,600 units at full use.
+    provisioned = aws_cost.price_per_million(measured, settings, 1.0, provisioned_utilization=0.5)
+    assert provisioned["dynamodb"] == pytest.approx(
+        2 * 0.00065 / (3600 * 0.5) * 1e6 + 1.5 * 0.00013 / (3600 * 0.5) * 1e6, abs=1e-3
+    )
+    assert {k: v for k, v in provisioned.items() if k not in ("dynamodb", "total")} == {
+        k: v for k, v in at_1s.items() if k not in ("dynamodb", "total")
+    }
+    # At full use a write unit costs 0.18 against on-demand's 0.625: provisioned wins above ~29% use.
+    full = aws_cost.unit_prices_per_million(1.0)
+    assert full[0] == pytest.approx(0.1806, abs=1e-4) and full[1] == pytest.approx(0.0361, abs=1e-4)
 
 
 def test_the_access_log_line_is_sized_from_the_templates_format() -> None:

@@ -197,3 +197,38 @@ def test_the_dashboard_shows_routed_requests_cost_savings_fallbacks_latency_and_
     )
     for widget in widgets.values():
         assert widget["properties"].get("region", REGION) == REGION
+
+
+def test_the_table_is_on_demand_unless_provisioned_capacity_is_chosen() -> None:
+    default = stack_template()
+    assert default.parameters["TableCapacityMode"] == "on-demand"
+    table = default.properties("RouterTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST" and "ProvisionedThroughput" not in table
+    scaling = ("TableReadScaling", "TableReadScalingPolicy", "TableWriteScaling", "TableWriteScalingPolicy")
+    assert all(not default.condition(default.resource(name)["Condition"]) for name in scaling)
+
+
+def test_provisioned_capacity_scales_reads_and_writes_to_70_percent_between_the_bounds() -> None:
+    t = StackTemplate.load(
+        TEMPLATE,
+        region=REGION,
+        parameter_overrides={"TableCapacityMode": "provisioned", "TableMinCapacity": "7", "TableMaxCapacity": "300"},
+    )
+    table = t.properties("RouterTable")
+    assert table["BillingMode"] == "PROVISIONED"
+    assert table["ProvisionedThroughput"] == {"ReadCapacityUnits": "7", "WriteCapacityUnits": "7"}
+    for dimension, metric in (("Read", "DynamoDBReadCapacityUtilization"), ("Write", "DynamoDBWriteCapacityUtilization")):
+        target_id, policy_id = f"Table{dimension}Scaling", f"Table{dimension}ScalingPolicy"
+        assert t.condition(t.resource(target_id)["Condition"]) and t.condition(t.resource(policy_id)["Condition"])
+        target = t.properties(target_id)
+        assert target["ServiceNamespace"] == "dynamodb"
+        assert target["ScalableDimension"] == f"dynamodb:table:{dimension}CapacityUnits"
+        assert target["ResourceId"] == f"table/{t.physical_name('RouterTable')}"
+        assert (target["MinCapacity"], target["MaxCapacity"]) == ("7", "300")
+        assert "RoleARN" not in target  # Application Auto Scaling's service-linked role
+        policy = t.properties(policy_id)
+        assert policy["PolicyType"] == "TargetTrackingScaling"
+        assert policy["ScalingTargetId"] == t.physical_name(target_id)
+        tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+        assert tracking["TargetValue"] == 70
+        assert tracking["PredefinedMetricSpecification"] == {"PredefinedMetricType": metric}
