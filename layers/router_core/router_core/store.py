@@ -250,6 +250,17 @@ class ImplicitReward:
 
 
 @dataclass
+class _CellDelta:
+    """What one batch of implicit signals adds to one cell (on one shard)."""
+
+    shard: int
+    half_life_s: float | None
+    alpha: float = 0.0
+    beta: float = 0.0
+    feedback: int = 0
+
+
+@dataclass
 class CallStats:
     """Round trips and consumed capacity, per operation (benchmarks and Server-Timing read it)."""
 
@@ -637,7 +648,6 @@ class RouterStore:
         None for a first score. Raises TransactionConflict when a condition fails.
         """
         now = self.clock()
-        turn_condition, cond_values = _scoring_condition(key, source, replaces)
         if replaces is None:
             d_alpha, d_beta, d_feedback = reward, 1.0 - reward, 1
         else:
@@ -676,22 +686,7 @@ class RouterStore:
             delta_beta=d_beta,
         )
         items = [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {"pk": _s(key.pk), "sk": _s(key.sk)},
-                    "UpdateExpression": "SET scored_source = :src, reward = :r, scored_at = :at, scored_shard = :shard",
-                    "ConditionExpression": turn_condition,
-                    "ExpressionAttributeValues": {
-                        ":src": _s(source),
-                        ":r": _n(reward),
-                        ":at": _n(round(now, 3)),
-                        ":shard": _n(shard),
-                        **cond_values,
-                    },
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
+            self._turn_mark(key, source=source, reward=reward, now=now, shard=shard, replaces=replaces),
             {"Update": cell_update},
             {
                 "Put": {
@@ -748,36 +743,19 @@ class RouterStore:
             raise ValueError("a turn appears twice in one batch")
         now = self.clock()
         at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        cells: dict[tuple[str, str, str], list[Any]] = {}
+        cells: dict[tuple[str, str, str], _CellDelta] = {}
         marks: list[dict[str, Any]] = []
         events: list[ActivityEvent] = []
         for reward in rewards:
             cell_key = (reward.router, reward.request_type, reward.model)
             if cell_key not in cells:
-                cells[cell_key] = [self.rng.randrange(reward.shards), 0.0, 0.0, 0, reward.half_life_s]
+                cells[cell_key] = _CellDelta(shard=self.rng.randrange(reward.shards), half_life_s=reward.half_life_s)
             cell = cells[cell_key]
-            cell[1] += reward.reward
-            cell[2] += 1.0 - reward.reward
-            cell[3] += 1
-            condition, values = _scoring_condition(reward.key, "implicit", None)
+            cell.alpha += reward.reward
+            cell.beta += 1.0 - reward.reward
+            cell.feedback += 1
             marks.append(
-                {
-                    "Update": {
-                        "TableName": self.table_name,
-                        "Key": {"pk": _s(reward.key.pk), "sk": _s(reward.key.sk)},
-                        "UpdateExpression": "SET scored_source = :src, reward = :r, scored_at = :at, "
-                        "scored_shard = :shard",
-                        "ConditionExpression": condition,
-                        "ExpressionAttributeValues": {
-                            ":src": _s("implicit"),
-                            ":r": _n(reward.reward),
-                            ":at": _n(round(now, 3)),
-                            ":shard": _n(cell[0]),
-                            **values,
-                        },
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                }
+                self._turn_mark(reward.key, source="implicit", reward=reward.reward, now=now, shard=cell.shard)
             )
             events.append(
                 ActivityEvent(
@@ -794,15 +772,15 @@ class RouterStore:
                 )
             )
         updates = []
-        for (router, request_type, model), (shard, d_alpha, d_beta, count, half_life_s) in cells.items():
-            evidence = forgetting.evidence_add(d_alpha, d_beta, now=now, half_life_s=half_life_s)
+        for (router, request_type, model), cell in cells.items():
+            evidence = forgetting.evidence_add(cell.alpha, cell.beta, now=now, half_life_s=cell.half_life_s)
             update: dict[str, Any] = {
                 "TableName": self.table_name,
-                "Key": {"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, shard))},
+                "Key": {"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, cell.shard))},
                 "UpdateExpression": "ADD "
                 + ", ".join(["feedback :df", *(f"#ev{i} :ev{i}" for i in range(len(evidence)))]),
                 "ExpressionAttributeValues": {
-                    ":df": _n(count),
+                    ":df": _n(cell.feedback),
                     **{f":ev{i}": _n(v) for i, v in enumerate(evidence.values())},
                 },
             }
@@ -822,6 +800,28 @@ class RouterStore:
         }
         self._transact([*marks, *updates, activity])
         return events
+
+    def _turn_mark(
+        self, key: TurnKey, *, source: str, reward: float, now: float, shard: int, replaces: float | None = None
+    ) -> dict[str, Any]:
+        """The transaction item that scores a turn, under `_scoring_condition` (exactly once)."""
+        condition, values = _scoring_condition(key, source, replaces)
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"pk": _s(key.pk), "sk": _s(key.sk)},
+                "UpdateExpression": "SET scored_source = :src, reward = :r, scored_at = :at, scored_shard = :shard",
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": {
+                    ":src": _s(source),
+                    ":r": _n(reward),
+                    ":at": _n(round(now, 3)),
+                    ":shard": _n(shard),
+                    **values,
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     def _transact(self, items: list[dict[str, Any]]) -> None:
         """TransactWriteItems; a cancellation is raised as TransactionConflict with one reason
