@@ -217,7 +217,10 @@ def test_provisioned_capacity_scales_reads_and_writes_to_70_percent_between_the_
     table = t.properties("RouterTable")
     assert table["BillingMode"] == "PROVISIONED"
     assert table["ProvisionedThroughput"] == {"ReadCapacityUnits": "7", "WriteCapacityUnits": "7"}
-    for dimension, metric in (("Read", "DynamoDBReadCapacityUtilization"), ("Write", "DynamoDBWriteCapacityUtilization")):
+    for dimension, metric in (
+        ("Read", "DynamoDBReadCapacityUtilization"),
+        ("Write", "DynamoDBWriteCapacityUtilization"),
+    ):
         target_id, policy_id = f"Table{dimension}Scaling", f"Table{dimension}ScalingPolicy"
         assert t.condition(t.resource(target_id)["Condition"]) and t.condition(t.resource(policy_id)["Condition"])
         target = t.properties(target_id)
