@@ -60,7 +60,7 @@ def signal_batch(event: SQSEvent) -> dict[str, Any]:
             signals.append(Signal(*parse_signal_message(record.body)))
             ids.append(record.message_id)
         except PoisonMessage as exc:
-            logger.warning("signal message rejected", extra={"message_id": record.message_id, "error": str(exc)})
+            logger.warning("signal message rejected", extra={"message_id": record.message_id, "error": str(exc)[:200]})
             failed.append(record.message_id)
     for message_id, result in zip(ids, apply_implicit_batch(runtime.store(), runtime.config(), signals), strict=True):
         if isinstance(result, FeedbackOutcome):

@@ -197,3 +197,12 @@ def test_more_signals_than_one_transaction_holds(stack: Stack, monkeypatch: pyte
     assert len(sizes) == 3
     assert totals(stack)[2] == 5
     assert sorted(a["turn_id"] for a in stack.router_state()["activity"]) == sorted(turns)
+
+
+def test_a_signal_dynamodb_refuses_fails_alone(stack: Stack) -> None:
+    turns, messages, arn = queued_signals(stack, [PRAISE, COMPLAINT])
+    body = json.loads(messages[0]["Body"])
+    refused = {**messages[0], "MessageId": "refused-1", "Body": json.dumps({**body, "request_type": "code\ud800"})}
+    result = stack.call(stack.feedback, sqs_event([*messages[1:], refused], arn))
+    assert result == {"batchItemFailures": [{"itemIdentifier": "refused-1"}]}
+    assert [a["turn_id"] for a in stack.router_state()["activity"]] == [turns[1]]

@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
-
 from router_core.api import FeedbackRequest
 from router_core.config import GatewayConfig
 from router_core.errors import Conflict, InvalidRequest, NotFound, RateLimited
@@ -149,7 +147,8 @@ def apply_implicit_batch(
     twice in the batch, is a `duplicate`; its router or model gone from the config,
     `unknown_router`. The others are scored in one transaction; when that transaction fails on
     scored turns only, it is sent again without them; on anything else (throttling, a race with
-    another writer) every remaining signal is applied on its own by `apply_feedback`.
+    another writer, a signal DynamoDB refuses) every remaining signal is applied on its own by
+    `apply_feedback`, so only the signals that fail there are reported failed.
     """
     results: list[FeedbackOutcome | Exception | None] = [None] * len(signals)
     pending: list[int] = []
@@ -199,7 +198,7 @@ def _apply_in_one_transaction(
                 continue
             _apply_one_by_one(store, config, signals, pending, results)
             return
-        except ClientError:
+        except Exception:  # throttling, or one signal DynamoDB refuses: each on its own, failures stay per signal
             _apply_one_by_one(store, config, signals, pending, results)
             return
         for i, event in zip(pending, events, strict=True):

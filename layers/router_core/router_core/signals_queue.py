@@ -34,7 +34,7 @@ def parse_signal_message(body: str) -> tuple[TurnKey, Turn, float, str]:
     """Key, turn facts, reward and kind from a queue message; PoisonMessage when malformed."""
     try:
         msg = SignalMessage.model_validate(json.loads(body))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise PoisonMessage(f"malformed signal message: {exc}") from exc
     key = TurnKey.parse(msg.turn_id, msg.key_hash)
     if key is None:
