@@ -656,6 +656,19 @@ def dashboard_usd_per_day(
     return {k: (round(v) if k == "calls" else round(v, 4)) for k, v in parts.items()}
 
 
+def price_table(title: str, first_column: str, rows: dict[str, dict[str, float]]) -> Any:
+    """A rich table of USD parts per row (one column per part, the row's label first)."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column(first_column, justify="right")
+    for col in next(iter(rows.values())):
+        t.add_column(col, justify="right")
+    for label, parts in rows.items():
+        t.add_row(label, *(f"{v:.2f}" for v in parts.values()))
+    return t
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.aws_cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=150, help="conversations driven through the chat handler")
@@ -741,46 +754,40 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"Signals per chat request (measured): {c['signals_per_request']:.3f}")
     chat_fn = settings["chat_function"]
     chat_label = f"ChatFunction {chat_fn['memory_mb']} MB {chat_fn['architecture']}"
-    p = Table(title=f"USD per 1M routed requests ({chat_label}; models excluded)")
-    p.add_column("model latency", justify="right")
-    for col in next(iter(table.values())):
-        p.add_column(col, justify="right")
-    for lat, parts in table.items():
-        p.add_row(lat, *(f"{v:.2f}" for v in parts.values()))
-    console.print(p)
-    sp = Table(title="Streaming path, USD per 1M routed requests (CloudFront → function URL → chat λ via LWA)")
-    sp.add_column("model latency", justify="right")
-    for col in streaming["1s"]:
-        sp.add_column(col, justify="right")
-    for lat, parts in streaming.items():
-        sp.add_row(lat, *(f"{v:.2f}" for v in parts.values()))
-    console.print(sp)
+    console.print(price_table(f"USD per 1M routed requests ({chat_label}; models excluded)", "model latency", table))
+    console.print(
+        price_table(
+            "Streaming path, USD per 1M routed requests (CloudFront → function URL → chat λ via LWA)",
+            "model latency",
+            streaming,
+        )
+    )
     console.print(
         f"At 1 s, with each path's response bytes to the internet: buffered ${buffered_1s:.2f} "
         f"(of which API data out ${buffered_out:.2f}), streaming ${streaming_1s:.2f} "
         f"({streamed_response_bytes(measured):.0f} bytes per streamed answer): {versus['result']} "
         "(goal: streaming ≤ buffered)"
     )
-    q = Table(title="USD per 1M routed requests at 1 s model latency, by implicit signals per request")
-    q.add_column("signals per request", justify="right")
-    for col in next(iter(by_share.values())):
-        q.add_column(col, justify="right")
-    for share, parts in by_share.items():
-        q.add_row(share, *(f"{v:.2f}" for v in parts.values()))
-    console.print(q)
+    console.print(
+        price_table(
+            "USD per 1M routed requests at 1 s model latency, by implicit signals per request",
+            "signals per request",
+            by_share,
+        )
+    )
     console.print(
         f"At 1 s: ${base:.2f} per 1M without signals, +${per_signal:.2f} per 1M signals; "
         f"${TARGET_USD_PER_MILLION:.2f} holds up to {break_even:.2f} signals per request."
         if break_even is not None
         else ""
     )
-    k = Table(title="USD per 1M routed requests at 1 s model latency, by the table's capacity mode (TableCapacityMode)")
-    k.add_column("DynamoDB", justify="right")
-    for col in table["1s"]:
-        k.add_column(col, justify="right")
-    for mode, parts in by_capacity.items():
-        k.add_row(mode, *(f"{v:.2f}" for v in parts.values()))
-    console.print(k)
+    console.print(
+        price_table(
+            "USD per 1M routed requests at 1 s model latency, by the table's capacity mode (TableCapacityMode)",
+            "DynamoDB",
+            by_capacity,
+        )
+    )
     target_met = by_capacity["on-demand"]["total"] <= TARGET_USD_PER_MILLION
     console.print(
         f"On-demand: ${by_capacity['on-demand']['total']:.2f} "
