@@ -614,17 +614,13 @@ def price_per_million(
 
 
 def _utilization_within_target(measured: dict[str, Any], settings: dict[str, Any]) -> float | None:
-    """The lowest use of provisioned capacity at which 1 s costs at most the target (None: never)."""
-    low, high = 0.01, 1.0
-    if price_per_million(measured, settings, 1.0, provisioned_utilization=high)["total"] > TARGET_USD_PER_MILLION:
-        return None
-    for _ in range(40):
-        mid = (low + high) / 2
-        if price_per_million(measured, settings, 1.0, provisioned_utilization=mid)["total"] <= TARGET_USD_PER_MILLION:
-            high = mid
-        else:
-            low = mid
-    return high
+    """The lowest use of provisioned capacity at which 1 s costs at most the target (None: never).
+
+    Only the DynamoDB part depends on the use u, as (its cost at full use) / u, so the bound is
+    that cost over what the target leaves once every other part is paid."""
+    full = price_per_million(measured, settings, 1.0, provisioned_utilization=1.0)
+    room = TARGET_USD_PER_MILLION - (full["total"] - full["dynamodb"])
+    return full["dynamodb"] / room if room >= full["dynamodb"] else None
 
 
 def min_capacity_usd_per_month() -> float:

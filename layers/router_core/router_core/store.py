@@ -655,24 +655,15 @@ class RouterStore:
                 reward, replaces, replaced_at, now=now, half_life_s=half_life_s
             )
             d_feedback = 0
-        at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        at = _activity_time(now)
         minute = int(now // 60)
         if replaces is not None and replaced_shard is not None and 0 <= replaced_shard < shards:
             shard = replaced_shard
         else:
             shard = self.rng.randrange(shards)
-        evidence = forgetting.evidence_add(d_alpha, d_beta, now=now, half_life_s=half_life_s)
-        cell_names = {f"#ev{i}": name for i, name in enumerate(evidence)}
-        cell_values = {f":ev{i}": _n(amount) for i, amount in enumerate(evidence.values())}
-        adds = ["feedback :df", *(f"#ev{i} :ev{i}" for i in range(len(evidence)))]
-        cell_update: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": {"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, shard))},
-            "UpdateExpression": "ADD " + ", ".join(adds),
-            "ExpressionAttributeValues": {":df": _n(d_feedback), **cell_values},
-        }
-        if cell_names:
-            cell_update["ExpressionAttributeNames"] = cell_names
+        cell_update = self._evidence_add(
+            (router, request_type, model, shard), d_alpha, d_beta, d_feedback, now=now, half_life_s=half_life_s
+        )
         event = ActivityEvent(
             at=at,
             router=router,
@@ -687,7 +678,7 @@ class RouterStore:
         )
         items = [
             self._turn_mark(key, source=source, reward=reward, now=now, shard=shard, replaces=replaces),
-            {"Update": cell_update},
+            cell_update,
             {
                 "Put": {
                     "TableName": self.table_name,
@@ -742,10 +733,10 @@ class RouterStore:
         if len({r.key for r in rewards}) != len(rewards):
             raise ValueError("a turn appears twice in one batch")
         now = self.clock()
-        at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        at = _activity_time(now)
         cells: dict[tuple[str, str, str], _CellDelta] = {}
         marks: list[dict[str, Any]] = []
-        events: list[ActivityEvent] = []
+        rows: list[list[Any]] = []
         for reward in rewards:
             cell_key = (reward.router, reward.request_type, reward.model)
             if cell_key not in cells:
@@ -757,49 +748,53 @@ class RouterStore:
             marks.append(
                 self._turn_mark(reward.key, source="implicit", reward=reward.reward, now=now, shard=cell.shard)
             )
-            events.append(
-                ActivityEvent(
-                    at=at,
-                    router=reward.router,
-                    request_type=reward.request_type,
-                    model=reward.model,
-                    reward=reward.reward,
-                    kind=reward.kind,
-                    source="implicit",
-                    turn_id=reward.key.turn_id,
-                    delta_alpha=reward.reward,
-                    delta_beta=1.0 - reward.reward,
-                )
+            rows.append(
+                [reward.key.turn_id, reward.router, reward.request_type, reward.model, reward.reward, reward.kind]
             )
-        updates = []
-        for (router, request_type, model), cell in cells.items():
-            evidence = forgetting.evidence_add(cell.alpha, cell.beta, now=now, half_life_s=cell.half_life_s)
-            update: dict[str, Any] = {
-                "TableName": self.table_name,
-                "Key": {"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, cell.shard))},
-                "UpdateExpression": "ADD "
-                + ", ".join(["feedback :df", *(f"#ev{i} :ev{i}" for i in range(len(evidence)))]),
-                "ExpressionAttributeValues": {
-                    ":df": _n(cell.feedback),
-                    **{f":ev{i}": _n(v) for i, v in enumerate(evidence.values())},
-                },
-            }
-            if evidence:
-                update["ExpressionAttributeNames"] = {f"#ev{i}": name for i, name in enumerate(evidence)}
-            updates.append({"Update": update})
+        updates = [
+            self._evidence_add(
+                (*cell_key, cell.shard), cell.alpha, cell.beta, cell.feedback, now=now, half_life_s=cell.half_life_s
+            )
+            for cell_key, cell in cells.items()
+        ]
         activity = {
             "Put": {
                 "TableName": self.table_name,
                 "Item": {
                     "pk": _s(ACTIVITY_PK),
                     "sk": _s(f"{at}#{rewards[0].key.turn_id}"),
-                    "events": _s(json.dumps([_event_row(e) for e in events], separators=(",", ":"))),
+                    "events": _s(json.dumps(rows, separators=(",", ":"))),
                     "expires_at": _n(int(now + activity_ttl_seconds)),
                 },
             }
         }
         self._transact([*marks, *updates, activity])
-        return events
+        return [_event_from_row(at, row) for row in rows]
+
+    def _evidence_add(
+        self,
+        cell: tuple[str, str, str, int],
+        d_alpha: float,
+        d_beta: float,
+        d_feedback: int,
+        *,
+        now: float,
+        half_life_s: float | None,
+    ) -> dict[str, Any]:
+        """The transaction item that ADDs feedback evidence to a (router, type, model, shard) cell
+        item at `now` (`forgetting.evidence_add`: the current era's attributes)."""
+        router, request_type, model, shard = cell
+        evidence = forgetting.evidence_add(d_alpha, d_beta, now=now, half_life_s=half_life_s)
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": _s(CELLS_PK), "sk": _s(self.cell_sk(router, request_type, model, shard))},
+            "UpdateExpression": "ADD " + ", ".join(["feedback :df", *(f"#ev{i} :ev{i}" for i in range(len(evidence)))]),
+            "ExpressionAttributeValues": {":df": _n(d_feedback)}
+            | {f":ev{i}": _n(amount) for i, amount in enumerate(evidence.values())},
+        }
+        if evidence:
+            update["ExpressionAttributeNames"] = {f"#ev{i}": name for i, name in enumerate(evidence)}
+        return {"Update": update}
 
     def _turn_mark(
         self, key: TurnKey, *, source: str, reward: float, now: float, shard: int, replaces: float | None = None
@@ -988,12 +983,14 @@ def health_reports(raw_items: Sequence[Mapping[str, Any]]) -> dict[str, dict[str
     }
 
 
-def _event_row(event: ActivityEvent) -> list[Any]:
-    """An implicit event as stored in a batch's activity item (compact: the item is billed by size)."""
-    return [event.turn_id, event.router, event.request_type, event.model, event.reward, event.kind]
+def _activity_time(now: float) -> str:
+    """An activity event's time as its sort key starts: ISO 8601 UTC, milliseconds, `Z`."""
+    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _event_from_row(at: str, row: Sequence[Any]) -> ActivityEvent:
+    """The implicit event of one row of a batch's activity item: `[turn id, router, type, model,
+    reward, kind]` (compact: the item is billed by size)."""
     turn_id, router, request_type, model, reward, kind = row
     return ActivityEvent(
         at=at,
